@@ -1,0 +1,111 @@
+"""The rule catalogue: one YAML file per rule in ``rules/``, shipped inside the wheel.
+
+Every rule's documentation (``--explain``), default severity, options and its ``flag:``/``clean:``
+examples come from here, never from a second copy.
+
+>>> load_catalogue()["DL001"].name
+'uneven-overlap'
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Sections of --explain, in ruff's order.
+DOC_SECTIONS = (
+    ("what_it_does", "What it does"),
+    ("why_is_this_bad", "Why is this bad?"),
+    ("example", "Example"),
+    ("use_instead", "Use instead"),
+    ("fix_safety", "Fix safety"),
+)
+
+
+@dataclass(frozen=True)
+class RuleOption:
+    name: str
+    type: str  # "float" | "int" | "bool" | "str"
+    default: Any
+    description: str
+
+
+@dataclass(frozen=True)
+class RuleDoc:
+    id: str
+    name: str
+    severity: str
+    default: bool  # part of the default selection
+    summary: str
+    sections: dict[str, str]
+    options: tuple[RuleOption, ...] = ()
+    references: tuple[str, ...] = ()
+    flag: tuple[str, ...] = ()  # chain specs the rule must fire on
+    clean: tuple[str, ...] = ()  # chain specs the rule must stay silent on
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def option_default(self, name: str) -> Any:
+        for opt in self.options:
+            if opt.name == name:
+                return opt.default
+        raise KeyError(f"{self.id} has no option {name!r}")
+
+    def explain(self) -> str:
+        """The ``--explain`` text, under ruff's headings."""
+        lines = [f"# {self.name} ({self.id})", "", f"Default severity: {self.severity}."]
+        if not self.default:
+            lines.append("Not in the default selection: enable with `--select " + self.id + "`.")
+        lines.append("")
+        lines.append(self.summary.strip())
+        for key, heading in DOC_SECTIONS:
+            text = self.sections.get(key, "").strip()
+            if text:
+                lines += ["", f"## {heading}", text]
+        if self.options:
+            lines += ["", "## Options"]
+            lines += [f"- `{o.name}` ({o.type}, default {o.default!r}): {o.description.strip()}"
+                      for o in self.options]
+        if self.references:
+            lines += ["", "## References"] + [f"- {r}" for r in self.references]
+        return "\n".join(lines) + "\n"
+
+
+def catalogue_dir() -> Path:
+    """The folder holding the rule YAML files: inside the installed package, else the repo's."""
+    packaged = Path(__file__).parent / "_catalogue"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "rules"
+
+
+def _parse(path: Path) -> RuleDoc:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    sections = {key: raw.get(key, "") for key, _ in DOC_SECTIONS}
+    options = tuple(
+        RuleOption(name=o["name"], type=o["type"], default=o["default"],
+                   description=o.get("description", ""))
+        for o in raw.get("options", []) or []
+    )
+    return RuleDoc(
+        id=raw["id"],
+        name=raw["name"],
+        severity=raw["severity"],
+        default=bool(raw.get("default", True)),
+        summary=raw["summary"],
+        sections=sections,
+        options=options,
+        references=tuple(raw.get("references", []) or []),
+        flag=tuple(raw.get("flag", []) or []),
+        clean=tuple(raw.get("clean", []) or []),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def load_catalogue() -> dict[str, RuleDoc]:
+    """All rules by id, sorted by id."""
+    docs = [_parse(p) for p in sorted(catalogue_dir().glob("DL*.yaml"))]
+    return {d.id: d for d in docs}

@@ -1,0 +1,162 @@
+"""A tiny text form for chains of layers, used by the rule catalogue's examples and the tests.
+
+A chain is layers joined by ``->``; a layer is a PyTorch-like name with keyword arguments.  Ints or
+tuples (one value per axis, or one value for all axes).  The spatial rank comes from the ``1d``,
+``2d``, ``3d`` suffix, or ``rank=`` for rank-free names.
+
+================================  ==============================================================
+``ConvTranspose2d(k, s, p, op, d)``  transposed conv (PyTorch padding ``p`` both sides; ``pe`` for
+                                  a different end pad, as ONNX allows)
+``Conv2d(k, s, p, d)``            convolution (``pe`` likewise)
+``AvgPool2d(k, s, p)``            average pool; ``MaxPool2d`` likewise
+``Blur2d(taps=(1,3,3,1))``        a fixed depthwise filter: the outer product of ``taps`` per axis
+``Upsample(scale, mode, rank)``   resize; ``mode`` nearest|nearest-exact|linear|cubic,
+                                  ``align_corners`` 0/1; ``scale`` may be a fraction ``3/2``
+``PixelShuffle(r, rank)``         depth to space; ``PixelUnshuffle`` space to depth
+``MaxUnpool2d(k, s, p)``          unpooling
+``Pad2d(p)``, ``Slice2d(start, step)``  index shifts
+``ReLU()``                        any pointwise op
+================================  ==============================================================
+
+>>> [n.op_type for n in parse_chain("ConvTranspose2d(k=3, s=2, p=1, op=1) -> ReLU()")]
+['ConvTranspose2d', 'ReLU']
+>>> parse_chain("ConvTranspose2d(k=3, s=2, p=1, op=1)")[0].window[0]
+WindowAxis(kernel=3, stride=2, dilation=1, pads_begin=1, pads_end=1, output_padding=1)
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from deconvlint.ir import Kind, Node, ResizeSpec, ShiftAxis, WindowAxis
+
+_LAYER = re.compile(r"^\s*([A-Za-z]+?)([123]d)?\s*\((.*)\)\s*$")
+
+_WINDOW_KINDS = {
+    "ConvTranspose": Kind.CONV_TRANSPOSE,
+    "Conv": Kind.CONV,
+    "AvgPool": Kind.AVG_POOL,
+    "MaxPool": Kind.MAX_POOL,
+    "MaxUnpool": Kind.MAX_UNPOOL,
+}
+
+# Resize modes in the chain language -> (ONNX mode, coordinate transform, nearest mode)
+_RESIZE_MODES = {
+    "nearest": ("nearest", "asymmetric", "floor"),
+    "nearest-exact": ("nearest", "half_pixel", "round_prefer_ceil"),  # = torch nearest-exact
+    "linear": ("linear", "half_pixel", "round_prefer_floor"),
+    "bilinear": ("linear", "half_pixel", "round_prefer_floor"),
+    "trilinear": ("linear", "half_pixel", "round_prefer_floor"),
+    "cubic": ("cubic", "half_pixel", "round_prefer_floor"),
+    "bicubic": ("cubic", "half_pixel", "round_prefer_floor"),
+}
+
+
+def _parse_args(text: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    call = ast.parse(f"f({text})", mode="eval").body
+    assert isinstance(call, ast.Call)
+    if call.args:
+        raise ValueError(f"chain spec arguments must be keywords: {text!r}")
+    args: dict[str, Any] = {}
+    for kw in call.keywords:
+        value = kw.value
+        if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Div):
+            args[kw.arg] = Fraction(ast.literal_eval(value.left), ast.literal_eval(value.right))
+        elif isinstance(value, ast.Name):
+            args[kw.arg] = value.id
+        else:
+            args[kw.arg] = ast.literal_eval(value)
+    return args
+
+
+def _per_axis(value: Any, rank: int) -> tuple[Any, ...]:
+    if isinstance(value, (tuple, list)):
+        if len(value) != rank:
+            raise ValueError(f"expected {rank} values, got {value!r}")
+        return tuple(value)
+    return (value,) * rank
+
+
+def _window(args: dict[str, Any], rank: int) -> tuple[WindowAxis, ...]:
+    k = _per_axis(args["k"], rank)
+    s = _per_axis(args.get("s", 1), rank)
+    p = _per_axis(args.get("p", 0), rank)
+    pe = _per_axis(args.get("pe", args.get("p", 0)), rank)
+    op = _per_axis(args.get("op", 0), rank)
+    d = _per_axis(args.get("d", 1), rank)
+    return tuple(
+        WindowAxis(kernel=k[a], stride=s[a], dilation=d[a], pads_begin=p[a], pads_end=pe[a],
+                   output_padding=op[a])
+        for a in range(rank)
+    )
+
+
+def parse_layer(text: str, index: int = 0) -> Node:
+    """Parse one layer such as ``"ConvTranspose2d(k=3, s=2, p=1, op=1)"`` into a :class:`Node`."""
+    m = _LAYER.match(text)
+    if not m:
+        raise ValueError(f"cannot parse layer spec {text!r}")
+    base, suffix, arg_text = m.groups()
+    args = _parse_args(arg_text)
+    rank = int(suffix[0]) if suffix else int(args.pop("rank", 2))
+    name = args.pop("name", f"layer{index}")
+    op_type = base + (suffix or "")
+    common = {"name": name, "op_type": op_type, "inputs": (f"v{index}",),
+              "outputs": (f"v{index + 1}",)}
+    if base in _WINDOW_KINDS:
+        return Node(kind=_WINDOW_KINDS[base], window=_window(args, rank), **common)
+    if base == "Blur":
+        taps = np.asarray(args["taps"], dtype=float)
+        kernel = taps
+        for _ in range(rank - 1):
+            kernel = np.multiply.outer(kernel, taps)
+        kernel = kernel / kernel.sum()
+        return Node(kind=Kind.CONV, fixed_kernel=kernel,
+                    window=tuple(WindowAxis(kernel=len(taps),
+                                            pads_begin=int(args.get("p", 0)),
+                                            pads_end=int(args.get("p", 0)))
+                                 for _ in range(rank)),
+                    **common)
+    if base == "Upsample":
+        mode, coord, nearest = _RESIZE_MODES[args.get("mode", "nearest")]
+        if args.get("align_corners"):
+            coord = "align_corners"
+        scales = tuple(Fraction(v) for v in _per_axis(args.get("scale", 2), rank))
+        lengths = _per_axis(args.get("n", None), rank)
+        return Node(kind=Kind.RESIZE,
+                    resize=ResizeSpec(mode=mode, scales=scales,
+                                      coordinate_transformation_mode=coord, nearest_mode=nearest,
+                                      input_lengths=lengths,
+                                      output_lengths=tuple(
+                                          None if n is None else int(n * sc)
+                                          for n, sc in zip(lengths, scales))),
+                    **common)
+    if base in ("PixelShuffle", "PixelUnshuffle"):
+        kind = Kind.DEPTH_TO_SPACE if base == "PixelShuffle" else Kind.SPACE_TO_DEPTH
+        return Node(kind=kind, block=_per_axis(args.get("r", 2), rank), **common)
+    if base == "Pad":
+        return Node(kind=Kind.SHIFT,
+                    shift=tuple(ShiftAxis(offset=-p) for p in _per_axis(args["p"], rank)),
+                    **common)
+    if base == "Slice":
+        starts = _per_axis(args.get("start", 0), rank)
+        steps = _per_axis(args.get("step", 1), rank)
+        return Node(kind=Kind.SHIFT,
+                    shift=tuple(ShiftAxis(offset=a, step=b) for a, b in zip(starts, steps)),
+                    **common)
+    return Node(kind=Kind.POINTWISE, **common)
+
+
+def parse_chain(text: str) -> list[Node]:
+    """Parse ``"A(...) -> B(...)"`` into connected nodes ``layer0``, ``layer1``, ...
+
+    The chain reads value ``v0`` and writes ``v{len}``.
+    """
+    return [parse_layer(part, i) for i, part in enumerate(text.split("->"))]

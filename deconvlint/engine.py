@@ -1,0 +1,42 @@
+"""Glue between front ends, analysis and rules: one model in, one :class:`FileResult` out.
+
+>>> from deconvlint.chainspec import parse_chain
+>>> from deconvlint.ir import Graph
+>>> nodes = parse_chain("ConvTranspose2d(k=3, s=2, p=1, op=1)")
+>>> graph = Graph(name="demo", nodes=nodes, inputs=("v0",), outputs=("v1",))
+>>> [f.rule for f in check_graph(graph)]
+['DL001', 'DL004']
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+from deconvlint.errors import DeconvlintError
+from deconvlint.ir import Graph
+from deconvlint.report import FileResult, Finding
+from deconvlint.settings import Settings
+
+
+def check_graph(graph: Graph, settings: Optional[Settings] = None) -> list[Finding]:
+    """Run every enabled rule on ``graph``; findings sorted by node order, then rule id."""
+    from deconvlint.checks import run_rules
+
+    return run_rules(graph, settings or Settings())
+
+
+def check_path(path: Union[str, os.PathLike], settings: Optional[Settings] = None) -> FileResult:
+    """Load one ONNX file and check it; a model that cannot be read gives ``FileResult.error``.
+
+    The error is one line naming the cause (the path is in ``FileResult.path``).
+    """
+    from deconvlint.frontends.onnx import load_graph
+
+    shown = os.fspath(path)
+    try:
+        graph = load_graph(path)
+        findings = check_graph(graph, settings)
+    except DeconvlintError as exc:
+        return FileResult(path=shown, error=" ".join(str(exc).split()))
+    return FileResult(path=shown, findings=findings)

@@ -1,0 +1,119 @@
+"""Findings, per-file results and the report; ``Report.to_dict()`` is the JSON contract.
+
+>>> f = Finding(rule="DL001", name="uneven-overlap", severity="warning", node="up1",
+...             op="ConvTranspose", message="uneven overlap 1:2 per axis")
+>>> r = Report(results=[FileResult(path="m.onnx", findings=[f])])
+>>> r.to_dict()["summary"]
+{'files': 1, 'findings': 1, 'errors': 0, 'by_severity': {'warning': 1}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+SEVERITIES = ("info", "warning", "error")  # in increasing order
+
+
+def severity_rank(severity: str) -> int:
+    """0 for info, 1 for warning, 2 for error."""
+    return SEVERITIES.index(severity)
+
+
+@dataclass
+class Suggestion:
+    """A rewrite that keeps the output shape: a title, its parameters and ready-to-paste code."""
+
+    title: str
+    params: dict[str, Any]
+    code: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "params": self.params, "code": self.code}
+
+
+@dataclass
+class Finding:
+    rule: str
+    name: str
+    severity: str
+    node: str
+    op: str
+    message: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    suggestions: list[Suggestion] = field(default_factory=list)
+    # "file.py:line" where the layer was written (torch / source mode); None for ONNX.
+    source: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rule": self.rule,
+            "name": self.name,
+            "severity": self.severity,
+            "node": self.node,
+            "op": self.op,
+            "message": self.message,
+            "metrics": self.metrics,
+            "suggestions": [s.to_dict() for s in self.suggestions],
+        }
+        if self.source is not None:
+            out["source"] = self.source
+        return out
+
+
+@dataclass
+class FileResult:
+    """The outcome for one input: findings, or a one-line error."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    error: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "error": self.error,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+@dataclass
+class Report:
+    results: list[FileResult] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for r in self.results for f in r.findings]
+
+    @property
+    def errors(self) -> list[FileResult]:
+        return [r for r in self.results if r.error is not None]
+
+    def summary(self) -> dict[str, Any]:
+        by_severity: dict[str, int] = {}
+        for f in self.findings:
+            by_severity[f.severity] = by_severity.get(f.severity, 0) + 1
+        return {
+            "files": len(self.results),
+            "findings": len(self.findings),
+            "errors": len(self.errors),
+            "by_severity": {s: by_severity[s] for s in reversed(SEVERITIES) if s in by_severity},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        from deconvlint import __version__
+
+        return {
+            "deconvlint": __version__,
+            "results": [r.to_dict() for r in self.results],
+            "summary": self.summary(),
+        }
+
+    def exit_code(self, fail_on: str = "warning") -> int:
+        """2 if an input could not be analysed, 1 if a finding is at or above ``fail_on``, else 0."""
+        if self.errors:
+            return 2
+        threshold = severity_rank(fail_on)
+        if any(severity_rank(f.severity) >= threshold for f in self.findings):
+            return 1
+        return 0
