@@ -35,6 +35,15 @@ class RuleOption:
 
 
 @dataclass(frozen=True)
+class Example:
+    """A chain (in :mod:`deconvlint.chainspec` form) and the severity the rule must give it
+    (``None``: the rule's default severity)."""
+
+    chain: str
+    severity: str | None = None
+
+
+@dataclass(frozen=True)
 class RuleDoc:
     id: str
     name: str
@@ -44,8 +53,8 @@ class RuleDoc:
     sections: dict[str, str]
     options: tuple[RuleOption, ...] = ()
     references: tuple[str, ...] = ()
-    flag: tuple[str, ...] = ()  # chain specs the rule must fire on
-    clean: tuple[str, ...] = ()  # chain specs the rule must stay silent on
+    flag: tuple[Example, ...] = ()  # chains the rule must fire on
+    clean: tuple[Example, ...] = ()  # chains the rule must stay silent on
     extra: dict[str, Any] = field(default_factory=dict)
 
     def option_default(self, name: str) -> Any:
@@ -67,8 +76,10 @@ class RuleDoc:
                 lines += ["", f"## {heading}", text]
         if self.options:
             lines += ["", "## Options"]
-            lines += [f"- `{o.name}` ({o.type}, default {o.default!r}): {o.description.strip()}"
-                      for o in self.options]
+            lines += [
+                f"- `{o.name}` ({o.type}, default {o.default!r}): {o.description.strip()}"
+                for o in self.options
+            ]
         if self.references:
             lines += ["", "## References"] + [f"- {r}" for r in self.references]
         return "\n".join(lines) + "\n"
@@ -82,12 +93,22 @@ def catalogue_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "rules"
 
 
+def _example(entry: Any) -> Example:
+    if isinstance(entry, str):
+        return Example(entry)
+    return Example(entry["chain"], entry.get("severity"))
+
+
 def _parse(path: Path) -> RuleDoc:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     sections = {key: raw.get(key, "") for key, _ in DOC_SECTIONS}
     options = tuple(
-        RuleOption(name=o["name"], type=o["type"], default=o["default"],
-                   description=o.get("description", ""))
+        RuleOption(
+            name=o["name"],
+            type=o["type"],
+            default=o["default"],
+            description=o.get("description", ""),
+        )
         for o in raw.get("options", []) or []
     )
     return RuleDoc(
@@ -99,8 +120,8 @@ def _parse(path: Path) -> RuleDoc:
         sections=sections,
         options=options,
         references=tuple(raw.get("references", []) or []),
-        flag=tuple(raw.get("flag", []) or []),
-        clean=tuple(raw.get("clean", []) or []),
+        flag=tuple(_example(e) for e in raw.get("flag", []) or []),
+        clean=tuple(_example(e) for e in raw.get("clean", []) or []),
     )
 
 

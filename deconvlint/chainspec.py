@@ -9,7 +9,7 @@ tuples (one value per axis, or one value for all axes).  The spatial rank comes 
                                   a different end pad, as ONNX allows)
 ``Conv2d(k, s, p, d)``            convolution (``pe`` likewise)
 ``AvgPool2d(k, s, p)``            average pool; ``MaxPool2d`` likewise
-``Blur2d(taps=(1,3,3,1))``        a fixed depthwise filter: the outer product of ``taps`` per axis
+``Blur2d(taps=(1,3,3,1), p, s)``  a fixed depthwise filter: the outer product of ``taps`` per axis
 ``Upsample(scale, mode, rank)``   resize; ``mode`` nearest|nearest-exact|linear|cubic,
                                   ``align_corners`` 0/1; ``scale`` may be a fraction ``3/2``
 ``PixelShuffle(r, rank)``         depth to space; ``PixelUnshuffle`` space to depth
@@ -64,16 +64,19 @@ def _parse_args(text: str) -> dict[str, Any]:
     assert isinstance(call, ast.Call)
     if call.args:
         raise ValueError(f"chain spec arguments must be keywords: {text!r}")
-    args: dict[str, Any] = {}
-    for kw in call.keywords:
-        value = kw.value
-        if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Div):
-            args[kw.arg] = Fraction(ast.literal_eval(value.left), ast.literal_eval(value.right))
-        elif isinstance(value, ast.Name):
-            args[kw.arg] = value.id
-        else:
-            args[kw.arg] = ast.literal_eval(value)
-    return args
+    return {kw.arg: _literal(kw.value) for kw in call.keywords}
+
+
+def _literal(value: ast.expr) -> Any:
+    """Ints, fractions ``3/2``, tuples of them, and bare words such as ``nearest-exact``."""
+    if isinstance(value, ast.Tuple):
+        return tuple(_literal(v) for v in value.elts)
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Div):
+        return Fraction(ast.literal_eval(value.left), ast.literal_eval(value.right))
+    try:
+        return ast.literal_eval(value)
+    except ValueError:
+        return ast.unparse(value).replace(" ", "")
 
 
 def _per_axis(value: Any, rank: int) -> tuple[Any, ...]:
@@ -92,8 +95,14 @@ def _window(args: dict[str, Any], rank: int) -> tuple[WindowAxis, ...]:
     op = _per_axis(args.get("op", 0), rank)
     d = _per_axis(args.get("d", 1), rank)
     return tuple(
-        WindowAxis(kernel=k[a], stride=s[a], dilation=d[a], pads_begin=p[a], pads_end=pe[a],
-                   output_padding=op[a])
+        WindowAxis(
+            kernel=k[a],
+            stride=s[a],
+            dilation=d[a],
+            pads_begin=p[a],
+            pads_end=pe[a],
+            output_padding=op[a],
+        )
         for a in range(rank)
     )
 
@@ -108,8 +117,12 @@ def parse_layer(text: str, index: int = 0) -> Node:
     rank = int(suffix[0]) if suffix else int(args.pop("rank", 2))
     name = args.pop("name", f"layer{index}")
     op_type = base + (suffix or "")
-    common = {"name": name, "op_type": op_type, "inputs": (f"v{index}",),
-              "outputs": (f"v{index + 1}",)}
+    common = {
+        "name": name,
+        "op_type": op_type,
+        "inputs": (f"v{index}",),
+        "outputs": (f"v{index + 1}",),
+    }
     if base in _WINDOW_KINDS:
         return Node(kind=_WINDOW_KINDS[base], window=_window(args, rank), **common)
     if base == "Blur":
@@ -118,39 +131,58 @@ def parse_layer(text: str, index: int = 0) -> Node:
         for _ in range(rank - 1):
             kernel = np.multiply.outer(kernel, taps)
         kernel = kernel / kernel.sum()
-        return Node(kind=Kind.CONV, fixed_kernel=kernel,
-                    window=tuple(WindowAxis(kernel=len(taps),
-                                            pads_begin=int(args.get("p", 0)),
-                                            pads_end=int(args.get("p", 0)))
-                                 for _ in range(rank)),
-                    **common)
+        return Node(
+            kind=Kind.CONV,
+            fixed_kernel=kernel,
+            window=tuple(
+                WindowAxis(
+                    kernel=len(taps),
+                    stride=int(args.get("s", 1)),
+                    pads_begin=int(args.get("p", 0)),
+                    pads_end=int(args.get("p", 0)),
+                )
+                for _ in range(rank)
+            ),
+            **common,
+        )
     if base == "Upsample":
         mode, coord, nearest = _RESIZE_MODES[args.get("mode", "nearest")]
         if args.get("align_corners"):
             coord = "align_corners"
         scales = tuple(Fraction(v) for v in _per_axis(args.get("scale", 2), rank))
         lengths = _per_axis(args.get("n", None), rank)
-        return Node(kind=Kind.RESIZE,
-                    resize=ResizeSpec(mode=mode, scales=scales,
-                                      coordinate_transformation_mode=coord, nearest_mode=nearest,
-                                      input_lengths=lengths,
-                                      output_lengths=tuple(
-                                          None if n is None else int(n * sc)
-                                          for n, sc in zip(lengths, scales))),
-                    **common)
+        return Node(
+            kind=Kind.RESIZE,
+            resize=ResizeSpec(
+                mode=mode,
+                scales=scales,
+                coordinate_transformation_mode=coord,
+                nearest_mode=nearest,
+                input_lengths=lengths,
+                output_lengths=tuple(
+                    None if n is None else int(n * sc)
+                    for n, sc in zip(lengths, scales, strict=False)
+                ),
+            ),
+            **common,
+        )
     if base in ("PixelShuffle", "PixelUnshuffle"):
         kind = Kind.DEPTH_TO_SPACE if base == "PixelShuffle" else Kind.SPACE_TO_DEPTH
         return Node(kind=kind, block=_per_axis(args.get("r", 2), rank), **common)
     if base == "Pad":
-        return Node(kind=Kind.SHIFT,
-                    shift=tuple(ShiftAxis(offset=-p) for p in _per_axis(args["p"], rank)),
-                    **common)
+        return Node(
+            kind=Kind.SHIFT,
+            shift=tuple(ShiftAxis(offset=-p) for p in _per_axis(args["p"], rank)),
+            **common,
+        )
     if base == "Slice":
         starts = _per_axis(args.get("start", 0), rank)
         steps = _per_axis(args.get("step", 1), rank)
-        return Node(kind=Kind.SHIFT,
-                    shift=tuple(ShiftAxis(offset=a, step=b) for a, b in zip(starts, steps)),
-                    **common)
+        return Node(
+            kind=Kind.SHIFT,
+            shift=tuple(ShiftAxis(offset=a, step=b) for a, b in zip(starts, steps, strict=False)),
+            **common,
+        )
     return Node(kind=Kind.POINTWISE, **common)
 
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
 
 from deconvlint.errors import DeconvlintError
 from deconvlint.ir import Graph
@@ -19,14 +18,14 @@ from deconvlint.report import FileResult, Finding
 from deconvlint.settings import Settings
 
 
-def check_graph(graph: Graph, settings: Optional[Settings] = None) -> list[Finding]:
+def check_graph(graph: Graph, settings: Settings | None = None) -> list[Finding]:
     """Run every enabled rule on ``graph``; findings sorted by node order, then rule id."""
     from deconvlint.checks import run_rules
 
     return run_rules(graph, settings or Settings())
 
 
-def check_path(path: Union[str, os.PathLike], settings: Optional[Settings] = None) -> FileResult:
+def check_path(path: str | os.PathLike, settings: Settings | None = None) -> FileResult:
     """Load one ONNX file and check it; a model that cannot be read gives ``FileResult.error``.
 
     The error is one line naming the cause (the path is in ``FileResult.path``).

@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -86,13 +86,13 @@ class ResizeSpec:
     """
 
     mode: str  # "nearest" | "linear" | "cubic"
-    scales: tuple[Optional[Fraction], ...]
+    scales: tuple[Fraction | None, ...]
     coordinate_transformation_mode: str = "half_pixel"
     nearest_mode: str = "round_prefer_floor"
     cubic_coeff_a: float = -0.75
     antialias: bool = False
-    input_lengths: tuple[Optional[int], ...] = ()
-    output_lengths: tuple[Optional[int], ...] = ()
+    input_lengths: tuple[int | None, ...] = ()
+    output_lengths: tuple[int | None, ...] = ()
 
     @property
     def spatial_rank(self) -> int:
@@ -120,20 +120,20 @@ class Node:
     inputs: tuple[str, ...]  # data inputs only, in order
     outputs: tuple[str, ...]
     window: tuple[WindowAxis, ...] = ()  # CONV_TRANSPOSE, CONV, *_POOL, MAX_UNPOOL
-    resize: Optional[ResizeSpec] = None  # RESIZE
+    resize: ResizeSpec | None = None  # RESIZE
     block: tuple[int, ...] = ()  # DEPTH_TO_SPACE / SPACE_TO_DEPTH block size per spatial axis
     depth_to_space_mode: str = "CRD"  # "CRD" (PyTorch PixelShuffle) or "DCR" (ONNX default, TF)
     shift: tuple[ShiftAxis, ...] = ()  # SHIFT
     # A conv whose kernel is the same fixed filter on every channel (depthwise, identical
     # across channels, e.g. a [1,3,3,1] blur): its real taps, shape (k_1, ..., k_D).  The
     # analysis uses these instead of the all-ones kernel.
-    fixed_kernel: Optional[np.ndarray] = None
-    in_channels: Optional[int] = None
-    out_channels: Optional[int] = None
+    fixed_kernel: np.ndarray | None = None
+    in_channels: int | None = None
+    out_channels: int | None = None
     groups: int = 1
     has_bias: bool = False
     # Where the layer was written, for users: "path/to/model.py:42" (torch front end).
-    source: Optional[str] = None
+    source: str | None = None
     # Front-end notes worth showing with a finding (e.g. "scale could not be resolved").
     notes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)

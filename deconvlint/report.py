@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 SEVERITIES = ("info", "warning", "error")  # in increasing order
 
@@ -43,7 +43,7 @@ class Finding:
     metrics: dict[str, Any] = field(default_factory=dict)
     suggestions: list[Suggestion] = field(default_factory=list)
     # "file.py:line" where the layer was written (torch / source mode); None for ONNX.
-    source: Optional[str] = None
+    source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -67,7 +67,7 @@ class FileResult:
 
     path: str
     findings: list[Finding] = field(default_factory=list)
-    error: Optional[str] = None
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

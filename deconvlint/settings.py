@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 def _matches(rule_id: str, selectors: tuple[str, ...]) -> bool:
@@ -22,7 +22,7 @@ def _matches(rule_id: str, selectors: tuple[str, ...]) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    select: Optional[tuple[str, ...]] = None  # None: the catalogue's default selection
+    select: tuple[str, ...] | None = None  # None: the catalogue's default selection
     extend_select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     fail_on: str = "warning"
@@ -31,10 +31,7 @@ class Settings:
 
     def is_enabled(self, rule_id: str, default: bool = True) -> bool:
         """Whether ``rule_id`` runs: selected (or default-on), not ignored."""
-        if self.select is None:
-            selected = default
-        else:
-            selected = _matches(rule_id, self.select)
+        selected = default if self.select is None else _matches(rule_id, self.select)
         selected = selected or _matches(rule_id, self.extend_select)
         return selected and not _matches(rule_id, self.ignore)
 

@@ -1,0 +1,173 @@
+"""The coverage pass: propagate the interior pattern along every path of a graph.
+
+One pass, one job (like ``torch.fx.passes.shape_prop``): :class:`CoveragePass` walks the nodes in
+topological order and annotates every value with the set of :class:`PathState` that reach it.
+Paths meet at joins (Add, Concat, Mul) and stay separate there; states that agree are merged, so
+the count of states stays small even in residual networks.
+
+>>> from deconvlint.chainspec import parse_chain
+>>> from deconvlint.ir import Graph
+>>> nodes = parse_chain("ConvTranspose1d(k=3, s=2, p=1, op=1) -> ConvTranspose1d(k=4, s=2, p=1)")
+>>> result = CoveragePass(Graph("g", nodes, ("v0",), ("v2",))).run()
+>>> [s.patterns for s in result.states["v2"]]
+[(array([3., 3., 3., 3.]),)]
+>>> result.compensation["layer0"]
+['layer1']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deconvlint.geometry import (
+    UnknownGeometry,
+    has_holes,
+    layer_patterns,
+    patterns_uniform,
+    propagate_all,
+)
+from deconvlint.ir import Graph, Kind, Node
+
+#: At most this many distinct states per value; beyond it the least uneven are dropped.
+MAX_STATES = 64
+
+
+def is_uneven_upsampler(node: Node) -> bool:
+    """A transposed conv or unpool whose own phase pattern is non-uniform (DL001 or DL002)."""
+    if node.kind not in (Kind.CONV_TRANSPOSE, Kind.MAX_UNPOOL):
+        return False
+    return not patterns_uniform(layer_patterns(node))
+
+
+@dataclass(frozen=True)
+class PathState:
+    """What one path carries to a value.
+
+    ``patterns``: the composed per-axis interior pattern (``()`` while no spatial op was met).
+    ``pending``: uneven upsamplers on this path not yet compensated (the pattern has not been
+    uniform since).  ``compensated``: (layer, node that made the pattern uniform again).
+    ``stack``: the uneven upsamplers met since the pattern was last uniform, in order.
+    """
+
+    patterns: tuple[np.ndarray, ...] = ()
+    pending: tuple[str, ...] = ()
+    compensated: tuple[tuple[str, str], ...] = ()
+    stack: tuple[str, ...] = ()
+
+    def key(self) -> tuple:
+        rounded = tuple(np.round(c, 9).tobytes() for c in self.patterns)
+        return (rounded, self.pending, self.compensated, self.stack)
+
+    @property
+    def uniform(self) -> bool:
+        return patterns_uniform(self.patterns)
+
+
+@dataclass
+class Stack:
+    """Two or more uneven upsamplers on one path with no uniform pattern between them."""
+
+    nodes: tuple[str, ...]
+    patterns: tuple[np.ndarray, ...]  # composed from the model input through the last node
+
+
+@dataclass
+class CoverageResult:
+    states: dict[str, list[PathState]]
+    # layer -> nodes that made the pattern uniform again after it, on paths reaching an output;
+    # a layer is compensated when every such path has one (missing key: not on any such path).
+    compensation: dict[str, list[str]] = field(default_factory=dict)
+    uncompensated: set[str] = field(default_factory=set)
+    stacks: list[Stack] = field(default_factory=list)
+    # node -> why its geometry is unknown (paths restart after it)
+    unknown: dict[str, str] = field(default_factory=dict)
+
+
+class CoveragePass:
+    """Annotate every value of ``graph`` with the path states that reach it."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.result = CoverageResult(states={})
+
+    def run(self) -> CoverageResult:
+        states = self.result.states
+        produced = {out for node in self.graph.nodes for out in node.outputs}
+        for name in self.graph.inputs:
+            states[name] = [PathState()]
+        for node in self.graph.nodes:
+            incoming: list[PathState] = []
+            for value in node.inputs:
+                if value not in states and value not in produced:
+                    states[value] = [PathState()]  # an outer-scope value: a path starts here
+                incoming += states.get(value, [])
+            if not node.inputs:
+                incoming = [PathState()]
+            outgoing = self._merge(self._step(node, s) for s in incoming)
+            for out in node.outputs:
+                states[out] = outgoing
+        for out in self.graph.outputs:
+            for state in states.get(out, []):
+                self._finish(state)
+        return self.result
+
+    # ----------------------------------------------------------------------------------------
+
+    def _step(self, node: Node, state: PathState) -> PathState:
+        if node.kind is Kind.BARRIER:
+            self._finish(state)
+            return PathState()
+        try:
+            patterns = tuple(propagate_all(state.patterns, node))
+        except UnknownGeometry as exc:
+            self.result.unknown.setdefault(node.name, str(exc))
+            self._finish(state)
+            return PathState()
+        pending, compensated, stack = state.pending, state.compensated, state.stack
+        if is_uneven_upsampler(node):
+            pending += (node.name,)
+            stack += (node.name,)
+            if len(stack) >= 2:
+                self.result.stacks.append(Stack(nodes=stack, patterns=patterns))
+        if node.spatial_rank and patterns_uniform(patterns):
+            compensated += tuple((layer, node.name) for layer in pending)
+            pending, stack = (), ()
+        return PathState(patterns, pending, compensated, stack)
+
+    def _finish(self, state: PathState) -> None:
+        """Record what a path that ends here (an output, a barrier) says about its layers.
+
+        A layer still pending is not compensated on this path: either the pattern reaches an
+        output non-uniform, or a barrier hides what comes after it.
+        """
+        self.result.uncompensated.update(state.pending)
+        for layer, by in state.compensated:
+            found = self.result.compensation.setdefault(layer, [])
+            if by not in found:
+                found.append(by)
+
+    @staticmethod
+    def _merge(states) -> list[PathState]:
+        unique: dict[tuple, PathState] = {}
+        for state in states:
+            unique.setdefault(state.key(), state)
+        merged = list(unique.values())
+        if len(merged) > MAX_STATES:
+            merged.sort(key=lambda s: -_spread(s))
+            merged = merged[:MAX_STATES]
+        return merged
+
+
+def _spread(state: PathState) -> float:
+    if not state.patterns or has_holes(state.patterns):
+        return float("inf") if state.patterns else 0.0
+    return float(np.prod([c.max() / c.min() for c in state.patterns]))
+
+
+def is_compensated(result: CoverageResult, layer: str) -> list[str] | None:
+    """The compensating nodes if every path from ``layer`` to an output is made uniform again."""
+    if layer in result.uncompensated or layer not in result.compensation:
+        return None
+    return result.compensation[layer]

@@ -1,0 +1,341 @@
+"""The rules: one small function per rule id, from the IR and the geometry to findings.
+
+A rule is registered with :func:`rule` under the id of its catalogue entry (``rules/DLxxx.yaml``),
+which holds its name, default severity, options and documentation.
+
+>>> from deconvlint.chainspec import parse_chain
+>>> from deconvlint.ir import Graph
+>>> graph = Graph("g", parse_chain("ConvTranspose2d(k=2, s=2, d=2)"), ("v0",), ("v1",))
+>>> [(f.rule, f.severity, f.metrics["pattern"]) for f in run_rules(graph, Settings())][:1]
+[('DL002', 'error', [[2, 0], [2, 0]])]
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from deconvlint import geometry as geo
+from deconvlint import suggestions
+from deconvlint.analysis import CoveragePass, CoverageResult, is_compensated, is_uneven_upsampler
+from deconvlint.catalogue import RuleDoc, load_catalogue
+from deconvlint.ir import Graph, Kind, Node
+from deconvlint.report import Finding, Suggestion
+from deconvlint.settings import Settings
+
+RuleFunction = Callable[["Context"], Iterator[Finding]]
+RULES: dict[str, RuleFunction] = {}
+
+
+def rule(rule_id: str) -> Callable[[RuleFunction], RuleFunction]:
+    def register(fn: RuleFunction) -> RuleFunction:
+        RULES[rule_id] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class Context:
+    """What a rule sees: the graph, the coverage pass (computed once), its doc and options."""
+
+    graph: Graph
+    settings: Settings
+    doc: RuleDoc
+    _coverage: dict[str, CoverageResult]
+
+    @property
+    def coverage(self) -> CoverageResult:
+        if "result" not in self._coverage:
+            self._coverage["result"] = CoveragePass(self.graph).run()
+        return self._coverage["result"]
+
+    @functools.cached_property
+    def nodes(self) -> dict[str, Node]:
+        return {n.name: n for n in self.graph.nodes}
+
+    def option(self, name: str) -> Any:
+        return self.settings.option(self.doc.id, name, self.doc.option_default(name))
+
+    def finding(
+        self,
+        node: Node,
+        message: str,
+        metrics: dict[str, Any],
+        suggestions: list[Suggestion] | None = None,
+        severity: str | None = None,
+    ) -> Finding:
+        return Finding(
+            rule=self.doc.id,
+            name=self.doc.name,
+            severity=severity or self.doc.severity,
+            node=node.name,
+            op=node.op_type,
+            message=message,
+            metrics=metrics,
+            suggestions=suggestions or [],
+            source=node.source,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# wording
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x) == int(x) else f"{x:.4g}"
+
+
+def pattern_text(patterns: list[list[Any]], unit: str = "") -> str:
+    """``[1, 2] on every axis`` when the axes agree, else ``[1, 2] x [2, 2]``."""
+    shown = ["[" + ", ".join(_fmt(v) for v in p) + "]" for p in patterns]
+    if len(shown) > 1 and len(set(shown)) == 1:
+        return f"{shown[0]}{unit} on every axis"
+    return " x ".join(shown) + unit
+
+
+def spread_text(metrics: dict[str, Any], rank: int) -> str:
+    hi, lo = metrics["max_coverage"], metrics["min_coverage"]
+    where = f" in {rank}-D" if rank > 1 else ""
+    if metrics["ratio"] is None:
+        return f"max/min coverage {_fmt(hi)}/{_fmt(lo)}{where}"
+    return f"max/min coverage {_fmt(hi)}/{_fmt(lo)} = {_fmt(metrics['ratio'])}{where}"
+
+
+def _compensation_note(ctx: Context, node: Node) -> tuple[str | None, str]:
+    """(severity override, message tail) for a layer made uniform again downstream."""
+    by = is_compensated(ctx.coverage, node.name)
+    if not by:
+        return None, ""
+    names = ", ".join(f"'{b}'" for b in by)
+    return "info", f"; compensated downstream by {names} (uniform again there)"
+
+
+# --------------------------------------------------------------------------------------------
+# the rules
+
+
+def _upsamplers(ctx: Context) -> Iterator[tuple[Node, list[np.ndarray]]]:
+    for node in ctx.graph.nodes:
+        if node.kind in (Kind.CONV_TRANSPOSE, Kind.MAX_UNPOOL):
+            yield node, geo.layer_patterns(node)
+
+
+def _why_uneven(node: Node) -> str:
+    parts = []
+    for w in node.window:
+        if w.stride == 1:
+            continue
+        g = math.gcd(w.dilation, w.stride)
+        if g > 1:
+            parts.append(f"dilation {w.dilation} shares a factor {g} with stride {w.stride}")
+        elif w.kernel < w.stride:
+            parts.append(f"kernel {w.kernel} < stride {w.stride}")
+        elif w.kernel % w.stride:
+            parts.append(f"kernel {w.kernel} is not a multiple of stride {w.stride}")
+    return "; ".join(dict.fromkeys(parts))
+
+
+@rule("DL001")
+def uneven_overlap(ctx: Context) -> Iterator[Finding]:
+    for node, patterns in _upsamplers(ctx):
+        if geo.patterns_uniform(patterns) or geo.has_holes(patterns):
+            continue
+        metrics = geo.pattern_metrics(patterns)
+        severity, tail = _compensation_note(ctx, node)
+        message = (
+            f"uneven overlap: taps per output phase {pattern_text(metrics['pattern'])}, "
+            f"{spread_text(metrics, node.spatial_rank)} ({_why_uneven(node)}){tail}"
+        )
+        yield ctx.finding(node, message, metrics, _rewrites(node), severity)
+
+
+@rule("DL002")
+def coverage_holes(ctx: Context) -> Iterator[Finding]:
+    for node, patterns in _upsamplers(ctx):
+        if not geo.has_holes(patterns):
+            continue
+        metrics = geo.pattern_metrics(patterns)
+        cells = math.prod(metrics["period"])
+        covered = math.prod(sum(1 for v in p if v > 0) for p in metrics["pattern"])
+        severity, tail = _compensation_note(ctx, node)
+        message = (
+            f"coverage holes: taps per output phase {pattern_text(metrics['pattern'])}; "
+            f"{cells - covered} of {cells} output positions per period get no tap "
+            f"({_why_uneven(node)}){tail}"
+        )
+        yield ctx.finding(node, message, metrics, _rewrites(node), severity)
+
+
+def _rewrites(node: Node) -> list[Suggestion]:
+    return suggestions.conv_transpose_rewrites(node) if node.kind is Kind.CONV_TRANSPOSE else []
+
+
+def _maximal_stacks(ctx: Context) -> dict[tuple[str, ...], tuple[np.ndarray, ...]]:
+    """Stacks that are not the beginning of a longer stack; the worst pattern for each."""
+    worst: dict[tuple[str, ...], tuple[np.ndarray, ...]] = {}
+    for stack in ctx.coverage.stacks:
+        old = worst.get(stack.nodes)
+        if old is None or _cv(stack.patterns) > _cv(old):
+            worst[stack.nodes] = stack.patterns
+    return {
+        nodes: patterns
+        for nodes, patterns in worst.items()
+        if not any(len(other) > len(nodes) and other[: len(nodes)] == nodes for other in worst)
+    }
+
+
+def _cv(patterns: tuple[np.ndarray, ...]) -> float:
+    cv = geo.pattern_metrics(patterns)["cv"]
+    return math.inf if cv is None else cv
+
+
+def _ratio(patterns) -> float:
+    ratio = geo.pattern_metrics(patterns)["ratio"]
+    return math.inf if ratio is None else ratio
+
+
+@rule("DL003")
+def stacked_uneven_overlap(ctx: Context) -> Iterator[Finding]:
+    for names, patterns in _maximal_stacks(ctx).items():
+        layers = [ctx.nodes[n] for n in names]
+        metrics = geo.pattern_metrics(patterns)
+        worst_single = max(_ratio(geo.layer_patterns(n)) for n in layers)
+        composed = _ratio(patterns)
+        if geo.patterns_uniform(patterns):
+            effect, severity = "cancels", "info"
+        elif composed > worst_single:
+            effect, severity = "compounds", None
+        elif composed < worst_single:
+            effect, severity = "partly cancels", None
+        else:
+            effect, severity = "keeps", None
+        metrics["nodes"] = list(names)
+        metrics["effect"] = effect
+        chain = " -> ".join(f"'{n}'" for n in names)
+        rank = max(n.spatial_rank for n in layers)
+        message = (
+            f"stacked uneven overlap: {len(names)} uneven layers ({chain}); the stack "
+            f"{effect}: coverage from the input through '{names[-1]}' is "
+            f"{pattern_text(metrics['pattern'])}, {spread_text(metrics, rank)} "
+            f"(worst single layer: {_fmt(worst_single) if math.isfinite(worst_single) else 'holes'})"
+        )
+        yield ctx.finding(
+            layers[-1], message, metrics, suggestions.stack_rewrites(layers), severity
+        )
+
+
+@rule("DL004")
+def output_coverage_variance(ctx: Context) -> Iterator[Finding]:
+    max_cv = float(ctx.option("max-cv"))
+    producers = ctx.graph.producers()
+    for output in ctx.graph.outputs:
+        node = producers.get(output)
+        states = [s for s in ctx.coverage.states.get(output, []) if s.patterns]
+        if node is None or not states:
+            continue
+        worst = max(states, key=lambda s: _cv(s.patterns))
+        metrics = geo.pattern_metrics(worst.patterns)
+        cv = math.inf if metrics["cv"] is None else metrics["cv"]
+        if cv <= max_cv + 1e-12:
+            continue
+        culprits = list(worst.pending)
+        metrics["output"] = output
+        metrics["nodes"] = culprits
+        rank = len(worst.patterns)
+        cause = ", ".join(f"'{c}'" for c in culprits) or "the path"
+        message = (
+            f"output coverage variance: the interior coverage arriving at output "
+            f"'{output}' is {pattern_text(metrics['pattern'])}, "
+            f"{spread_text(metrics, rank)}, cv {_fmt(metrics['cv']) if metrics['cv'] is not None else 'inf'}"
+            f" > max-cv {_fmt(max_cv)}; uneven layers on the path: {cause}"
+        )
+        layers = [
+            ctx.nodes[c]
+            for c in culprits
+            if c in ctx.nodes and ctx.nodes[c].kind is Kind.CONV_TRANSPOSE
+        ]
+        yield ctx.finding(
+            node, message, metrics, suggestions.stack_rewrites(layers) if layers else []
+        )
+
+
+@rule("DL005")
+def fractional_nearest_resize(ctx: Context) -> Iterator[Finding]:
+    for node in ctx.graph.nodes:
+        spec = node.resize
+        if node.kind is not Kind.RESIZE or spec is None or spec.mode != "nearest":
+            continue
+        if any(s is None for s in spec.scales) or all(s.denominator == 1 for s in spec.scales):
+            continue
+        fanouts = [geo.nearest_fanout(spec, a) for a in range(spec.spatial_rank)]
+        if geo.patterns_uniform(fanouts):
+            continue
+        metrics = geo.pattern_metrics(fanouts)
+        scales = [str(s) for s in spec.scales]
+        scale = scales[0] if len(set(scales)) == 1 else " x ".join(scales)
+        message = (
+            f"fractional nearest resize: scale {scale} copies input pixels "
+            f"{pattern_text(metrics['pattern'], ' times')}, "
+            f"{spread_text(metrics, spec.spatial_rank)}: uneven pixel footprint"
+        )
+        yield ctx.finding(node, message, metrics, suggestions.resize_rewrites(node))
+
+
+@rule("DL006")
+def strided_conv_gradient(ctx: Context) -> Iterator[Finding]:
+    for node in ctx.graph.nodes:
+        if node.kind not in (Kind.CONV, Kind.AVG_POOL, Kind.MAX_POOL):
+            continue
+        if all(w.stride == 1 for w in node.window):
+            continue
+        # backward fan-out per input phase: tap j reaches input phase (j*d - p) mod s
+        fanouts = [_weighted_phase_sums(node, a) for a in range(node.spatial_rank)]
+        if geo.patterns_uniform(fanouts):
+            continue
+        metrics = geo.pattern_metrics(fanouts)
+        message = (
+            f"strided {node.op_type}: backward fan-out per input phase "
+            f"{pattern_text(metrics['pattern'])}, "
+            f"{spread_text(metrics, node.spatial_rank)} ({_why_uneven(node)}): "
+            "checkerboard gradients"
+        )
+        yield ctx.finding(node, message, metrics, suggestions.strided_rewrites(node))
+
+
+def _weighted_phase_sums(node: Node, axis: int) -> np.ndarray:
+    win = node.window[axis]
+    taps = geo.node_taps(node, axis)
+    phases = (np.arange(win.kernel) * win.dilation - win.pads_begin) % win.stride
+    return np.bincount(phases, weights=taps, minlength=win.stride)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def run_rules(graph: Graph, settings: Settings) -> list[Finding]:
+    """Every enabled rule on ``graph``, minus per-node ignores, in node order then rule id."""
+    catalogue = load_catalogue()
+    missing = set(RULES) - set(catalogue)
+    if missing:
+        raise RuntimeError(f"rules without a catalogue entry: {sorted(missing)}")
+    shared: dict[str, CoverageResult] = {}
+    findings: list[Finding] = []
+    for rule_id, fn in sorted(RULES.items()):
+        doc = catalogue[rule_id]
+        if not settings.is_enabled(rule_id, doc.default):
+            continue
+        for finding in fn(Context(graph, settings, doc, shared)):
+            if not settings.is_ignored_for_node(rule_id, finding.node):
+                findings.append(finding)
+    order = {n.name: i for i, n in enumerate(graph.nodes)}
+    findings.sort(key=lambda f: (order.get(f.node, len(order)), f.rule))
+    return findings
+
+
+__all__ = ["RULES", "Context", "is_uneven_upsampler", "rule", "run_rules"]
