@@ -57,7 +57,11 @@ class PathState:
     stack: tuple[str, ...] = ()
 
     def key(self) -> tuple:
-        rounded = tuple(np.round(c, 9).tobytes() for c in self.patterns)
+        # Paths whose patterns differ only in scale (3x3 convs multiply every count by 3) are
+        # alike for every rule: merge them on the shape of the pattern.
+        rounded = tuple(
+            np.round(c / np.abs(c).max(), 9).tobytes() if c.any() else b"" for c in self.patterns
+        )
         return (rounded, self.pending, self.compensated, self.stack)
 
     @property
