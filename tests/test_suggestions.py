@@ -166,7 +166,7 @@ def test_strided_rewrites_keep_shape_and_even_fan_out(k, s, d, p, base):
             continue
         channels_out = out_shape(original, n, rank)
         assert out_shape(rewrite, n, rank) == channels_out, (spec, suggestion.code, n)
-    k2, pb, pe = solve_strided_conv(node.window[0])
+    k2, pb, _pe = solve_strided_conv(node.window[0])
     assert geo.is_uniform(geo.phase_pattern(k2, s, 1, pb))
 
 
