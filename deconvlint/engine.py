@@ -25,10 +25,13 @@ def check_graph(graph: Graph, settings: Settings | None = None) -> list[Finding]
     return run_rules(graph, settings or Settings())
 
 
-def check_path(path: str | os.PathLike, settings: Settings | None = None) -> FileResult:
+def check_path(
+    path: str | os.PathLike, settings: Settings | None = None, *, raise_errors: bool = False
+) -> FileResult:
     """Load one ONNX file and check it; a model that cannot be read gives ``FileResult.error``.
 
-    The error is one line naming the cause (the path is in ``FileResult.path``).
+    The error is one line naming the cause (the path is in ``FileResult.path``).  With
+    ``raise_errors`` the :class:`DeconvlintError` propagates instead (``--debug`` shows it).
     """
     from deconvlint.frontends.onnx import load_graph
 
@@ -37,5 +40,7 @@ def check_path(path: str | os.PathLike, settings: Settings | None = None) -> Fil
         graph = load_graph(path)
         findings = check_graph(graph, settings)
     except DeconvlintError as exc:
+        if raise_errors:
+            raise
         return FileResult(path=shown, error=" ".join(str(exc).split()))
     return FileResult(path=shown, findings=findings)

@@ -1,0 +1,236 @@
+"""The command line: arguments, configuration, exit codes.  No analysis happens here.
+
+Exit codes: 0 clean, 1 a finding at or above ``--fail-on``, 2 an input or the configuration
+could not be used.  Every problem is one line on stderr; ``--debug`` adds the traceback.
+
+>>> main(["--version"])
+deconvlint 0.1.0
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from deconvlint import __version__
+from deconvlint.errors import ConfigError, DeconvlintError
+from deconvlint.formatters import FORMATS, Style, format_error_lines, get_formatter
+from deconvlint.report import SEVERITIES, FileResult, Report
+from deconvlint.settings import Settings
+
+PROG = "deconvlint"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: the brief promises one line per problem.
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Find upsampling layers that paint checkerboard artifacts, and say what "
+        "to write instead.",
+        epilog="Exit codes: 0 clean, 1 findings at or above --fail-on, 2 an input or the "
+        "configuration could not be used.",
+    )
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="ONNX files, or folders to search for *.onnx (default: .)",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    parser.add_argument(
+        "--select",
+        metavar="RULES",
+        help="comma-separated rule ids or prefixes to run (replaces the default)",
+    )
+    parser.add_argument(
+        "--extend-select", metavar="RULES", help="rule ids or prefixes to run in addition"
+    )
+    parser.add_argument("--ignore", metavar="RULES", help="rule ids or prefixes not to run")
+    parser.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        default=None,
+        help="lowest severity that fails the run (default: warning)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help="configuration file (pyproject.toml or .deconvlint.yaml); "
+        "default: the nearest one from the current folder upwards",
+    )
+    parser.add_argument("--explain", metavar="RULE", help="explain a rule and exit")
+    parser.add_argument("--list-rules", action="store_true", help="list all rules and exit")
+    parser.add_argument(
+        "--statistics",
+        action="store_true",
+        help="show the number of findings per rule instead of the findings",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only findings and errors, no summary"
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
+def _selectors(flag: str, value: str | None, catalogue: dict) -> tuple[str, ...] | None:
+    from deconvlint.config import parse_selectors
+
+    if value is None:
+        return None
+    try:
+        return parse_selectors(value.split(","), catalogue)
+    except ValueError as exc:
+        raise ConfigError(f"{PROG}: error: {flag}: {exc}") from None
+
+
+def resolve_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
+    """Settings from the configuration file and the flags, and any warnings about the file."""
+    from deconvlint.catalogue import load_catalogue
+    from deconvlint.config import Options, discover_config, load_config, merge
+
+    catalogue = load_catalogue()
+    warnings: list[str] = []
+    config = Options()
+    if args.config is not None:
+        config = load_config(args.config, catalogue)
+    else:
+        found = discover_config()
+        warnings += found.warnings
+        if found.path is not None:
+            config = load_config(found.path, catalogue)
+    flags = Options(
+        select=_selectors("--select", args.select, catalogue),
+        extend_select=_selectors("--extend-select", args.extend_select, catalogue),
+        ignore=_selectors("--ignore", args.ignore, catalogue),
+        fail_on=args.fail_on,
+    )
+    return merge(config, flags, catalogue), warnings
+
+
+def check_one(path: str, settings: Settings, debug: bool = False) -> FileResult:
+    """:func:`deconvlint.engine.check_path`, with any unexpected exception made one line."""
+    from deconvlint.engine import check_path
+    from deconvlint.errors import DeconvlintError
+
+    try:
+        return check_path(path, settings, raise_errors=debug)
+    except DeconvlintError as exc:  # only with --debug: show where the input was refused
+        traceback.print_exc(file=sys.stderr)
+        return FileResult(path=path, error=" ".join(str(exc).split()))
+    except Exception as exc:  # a bug, or an input the front end did not expect
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        cause = " ".join(str(exc).split()) or "no message"
+        hint = "" if debug else "; run with --debug for the traceback"
+        return FileResult(path=path, error=f"internal error: {type(exc).__name__}: {cause}{hint}")
+
+
+def _write(stream, text: str) -> None:
+    if text:
+        stream.write(text)
+        stream.flush()
+
+
+def _explain(rule: str) -> int:
+    from deconvlint.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    doc = catalogue.get(rule.strip().upper())
+    if doc is None:
+        known = ", ".join(catalogue) or "none"
+        return _fail(f"{PROG}: error: --explain: unknown rule {rule!r} (known rules: {known})")
+    _write(sys.stdout, doc.explain())
+    return 0
+
+
+def _use_color() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Everything after argument parsing; returns the exit code."""
+    if args.version:
+        print(f"{PROG} {__version__}")
+        return 0
+    if args.explain is not None:
+        return _explain(args.explain)
+    formatter = get_formatter(args.format)
+    if args.list_rules:
+        from deconvlint.catalogue import load_catalogue
+
+        _write(sys.stdout, formatter.format_rules(load_catalogue()))
+        return 0
+
+    from deconvlint.discovery import collect_targets
+
+    try:
+        settings, warnings = resolve_settings(args)
+    except ConfigError as exc:
+        if args.debug:
+            traceback.print_exc(file=sys.stderr)
+        return _fail(" ".join(str(exc).split()))
+    if not args.quiet:
+        for warning in warnings:
+            print(warning, file=sys.stderr)
+
+    results = []
+    for target in collect_targets(args.paths or ["."]):
+        if target.error is not None:
+            results.append(FileResult(path=target.display, error=target.error))
+        else:
+            results.append(check_one(target.display, settings, args.debug))
+    report = Report(results=results)
+
+    style = Style(color=_use_color(), summary=not args.quiet)
+    render = formatter.format_statistics if args.statistics else formatter.format_report
+    _write(sys.stdout, render(report, style))
+    for line in format_error_lines(report):
+        print(line, file=sys.stderr)
+    return report.exit_code(settings.fail_on)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``deconvlint`` command; returns the exit code."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # never die on a character the terminal lacks
+            stream.reconfigure(errors="replace")
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `deconvlint ... | head`: the reader left; say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except DeconvlintError as exc:
+        if args.debug:
+            traceback.print_exc(file=sys.stderr)
+        return _fail(f"{PROG}: error: {' '.join(str(exc).split())}")
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc(file=sys.stderr)
+        cause = " ".join(str(exc).split()) or "no message"
+        return _fail(
+            f"{PROG}: error: internal error: {type(exc).__name__}: {cause}"
+            + ("" if args.debug else "; run with --debug for the traceback")
+        )

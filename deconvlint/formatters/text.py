@@ -1,0 +1,267 @@
+"""Human-readable output in the style of ruff: one header line per finding, then its evidence.
+
+>>> from deconvlint.report import FileResult, Finding, Report, Suggestion
+>>> f = Finding(rule="DL001", name="uneven-overlap", severity="warning", node="decoder.up1",
+...             op="ConvTranspose", message="kernel 3 is not a multiple of stride 2",
+...             metrics={"pattern": [[1, 2], [1, 2]], "period": 2, "max_coverage": 4.0,
+...                      "min_coverage": 1.0, "ratio": 4.0, "cv": 0.4843},
+...             suggestions=[Suggestion("ConvTranspose2d(k=4, s=2, p=1)", {},
+...                                     "nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)")])
+>>> print(format_report(Report([FileResult("m.onnx", [f])])), end="")
+m.onnx:decoder.up1: DL001 [warning] kernel 3 is not a multiple of stride 2
+  pattern: H [1, 2] x W [1, 2], period 2
+  coverage: max 4, min 1, ratio 4, cv 0.4843
+  one period (H x W):
+    1 2
+    2 4
+  suggestion: ConvTranspose2d(k=4, s=2, p=1)
+      nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+<BLANKLINE>
+Found 1 finding (1 warning) in 1 file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
+from deconvlint.report import Finding, Report
+
+PICTURE_MAX = 8  # draw one period when each of the two axes repeats within this many samples
+_AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+# metrics keys shown on their own lines; any other key is listed as "key: value" after them
+_SHOWN_METRICS = (
+    "pattern",
+    "period",
+    "max_coverage",
+    "min_coverage",
+    "ratio",
+    "cv",
+    "nodes",
+    "output",
+)
+
+_COLORS = {"error": "31", "warning": "33", "info": "36", "bold": "1", "dim": "2"}
+
+
+def _paint(text: str, what: str, color: bool) -> str:
+    return f"\033[{_COLORS[what]}m{text}\033[0m" if color else text
+
+
+def fmt_number(value: Any) -> str:
+    """A number as people write it: ints when integral, else four significant digits (as the
+    rule messages do), never in exponent notation.
+
+    >>> fmt_number(4.0), fmt_number(0.48432), fmt_number(1.5), fmt_number(Fraction(3, 2))
+    ('4', '0.4843', '1.5', '3/2')
+    """
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Fraction):
+        return str(value.numerator) if value.denominator == 1 else str(value)
+    if isinstance(value, int):
+        return str(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(number):
+        return "n/a"
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
+    if number.is_integer():
+        return str(int(number))
+    if abs(number) >= 1000:
+        return f"{number:.1f}".rstrip("0").rstrip(".")
+    if abs(number) < 1e-4:
+        return "0"
+    return f"{number:.4g}"
+
+
+def fmt_value(value: Any) -> str:
+    """Numbers via :func:`fmt_number`, lists as ``[a, b]``, ``None`` as ``n/a``."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {fmt_value(v)}" for k, v in value.items())
+    if isinstance(value, Sequence) or hasattr(value, "tolist"):
+        items = value.tolist() if hasattr(value, "tolist") else value
+        if not isinstance(items, (list, tuple)):
+            return fmt_number(items)
+        return "[" + ", ".join(fmt_value(v) for v in items) + "]"
+    return fmt_number(value)
+
+
+def _axis_patterns(pattern: Any) -> list[list[Any]] | None:
+    """The per-axis patterns as lists, or None when ``pattern`` is not a list of lists."""
+    if hasattr(pattern, "tolist"):
+        pattern = pattern.tolist()
+    if not isinstance(pattern, (list, tuple)) or not pattern:
+        return None
+    if all(isinstance(p, (list, tuple)) for p in pattern):
+        return [list(p) for p in pattern]
+    return [list(pattern)]  # a single axis given flat
+
+
+def _pattern_line(axes: list[list[Any]], period: Any) -> str:
+    names = _AXIS_NAMES.get(len(axes), tuple(f"axis{i}" for i in range(len(axes))))
+    text = " x ".join(f"{names[i]} {fmt_value(p)}" for i, p in enumerate(axes))
+    periods = [
+        p for p in (period if isinstance(period, (list, tuple)) else [period]) if p is not None
+    ]
+    if periods:  # one per axis: "period 2x2"
+        text += ", period " + "x".join(fmt_value(p) for p in periods)
+    return f"pattern: {text}"
+
+
+def _picture(axes: list[list[Any]]) -> list[str]:
+    """One period of a 2-D pattern as a right-aligned grid: the outer product of the two axes."""
+    if len(axes) != 2 or not all(0 < len(a) <= PICTURE_MAX for a in axes):
+        return []
+    try:
+        rows = [[fmt_number(float(a) * float(b)) for b in axes[1]] for a in axes[0]]
+    except (TypeError, ValueError):
+        return []
+    width = max(len(cell) for row in rows for cell in row)
+    return ["one period (H x W):"] + ["  " + " ".join(c.rjust(width) for c in r) for r in rows]
+
+
+def _coverage_line(metrics: Mapping[str, Any]) -> str | None:
+    parts = []
+    if "max_coverage" in metrics:
+        parts.append(f"max {fmt_value(metrics['max_coverage'])}")
+    if "min_coverage" in metrics:
+        holes = " (holes)" if metrics["min_coverage"] == 0 else ""
+        parts.append(f"min {fmt_value(metrics['min_coverage'])}{holes}")
+    if metrics.get("ratio") is not None:
+        parts.append(f"ratio {fmt_value(metrics['ratio'])}")
+    if "cv" in metrics:
+        parts.append(f"cv {fmt_value(metrics['cv'])}")
+    return "coverage: " + ", ".join(parts) if parts else None
+
+
+def finding_details(finding: Finding) -> list[str]:
+    """The evidence under a finding's header: pattern, metrics, picture and suggestions."""
+    metrics = finding.metrics or {}
+    lines: list[str] = []
+    if metrics.get("nodes"):
+        nodes = metrics["nodes"]
+        chain = " -> ".join(map(str, nodes)) if isinstance(nodes, (list, tuple)) else str(nodes)
+        lines.append(f"chain: {chain}")
+    if metrics.get("output") is not None:
+        lines.append(f"output: {fmt_value(metrics['output'])}")
+    axes = _axis_patterns(metrics.get("pattern"))
+    if axes is not None:
+        lines.append(_pattern_line(axes, metrics.get("period")))
+    elif metrics.get("period") is not None:
+        lines.append(f"period: {fmt_value(metrics['period'])}")
+    coverage = _coverage_line(metrics)
+    if coverage:
+        lines.append(coverage)
+    lines += [
+        f"{key}: {fmt_value(value)}" for key, value in metrics.items() if key not in _SHOWN_METRICS
+    ]
+    if axes is not None:
+        lines += _picture(axes)
+    if finding.source:
+        lines.append(f"defined at: {finding.source}")
+    for suggestion in finding.suggestions:
+        lines.append(f"suggestion: {suggestion.title}")
+        lines += ["    " + code for code in suggestion.code.rstrip("\n").splitlines()]
+    return ["  " + line if line.strip() else "" for line in lines]
+
+
+def format_finding(path: str, finding: Finding, color: bool = False) -> str:
+    """``path:node: DL001 [warning] message`` and the indented evidence below it."""
+    where = _paint(f"{path}:{finding.node}:", "bold", color)
+    severity = _paint(f"[{finding.severity}]", finding.severity, color)
+    header = f"{where} {_paint(finding.rule, 'bold', color)} {severity} {finding.message}"
+    return "\n".join([header, *finding_details(finding)])
+
+
+def _plural(count: int, word: str) -> str:
+    plural = word if count == 1 or word == "info" else f"{word}s"
+    return f"{count} {plural}"
+
+
+def format_summary(report: Report) -> str:
+    """``Found 3 findings (2 warnings, 1 info) in 2 files.`` or ``All checks passed (2 files).``
+
+    >>> from deconvlint.report import FileResult
+    >>> format_summary(Report([FileResult("a.onnx"), FileResult("b.onnx", error="truncated")]))
+    'No findings in 1 file; 1 file could not be analysed.'
+    """
+    summary = report.summary()
+    analysed = summary["files"] - summary["errors"]
+    broken = f"{_plural(summary['errors'], 'file')} could not be analysed"
+    if summary["findings"]:
+        counts = ", ".join(_plural(n, s) for s, n in summary["by_severity"].items())
+        text = (
+            f"Found {_plural(summary['findings'], 'finding')} ({counts}) "
+            f"in {_plural(analysed, 'file')}"
+        )
+        return text + (f"; {broken}." if summary["errors"] else ".")
+    if not summary["errors"]:
+        return f"All checks passed ({_plural(analysed, 'file')})."
+    if analysed:
+        return f"No findings in {_plural(analysed, 'file')}; {broken}."
+    return f"No file could be analysed ({_plural(summary['errors'], 'file')})."
+
+
+def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
+    """Every finding, a blank line between them, then the summary line."""
+    blocks = [format_finding(r.path, f, style.color) for r in report.results for f in r.findings]
+    text = "\n\n".join(blocks)
+    if style.summary:
+        text = f"{text}\n\n{format_summary(report)}" if text else format_summary(report)
+    return text + "\n" if text else ""
+
+
+def _severity_label(by_severity: Mapping[str, int]) -> str:
+    if len(by_severity) == 1:
+        return f"[{next(iter(by_severity))}]"
+    return "[" + ", ".join(f"{n} {s}" for s, n in by_severity.items()) + "]"
+
+
+def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
+    """One line per rule, as ruff's ``--statistics``: count, rule id, severity, name.
+
+    >>> from deconvlint.report import FileResult
+    >>> f = Finding("DL001", "uneven-overlap", "warning", "up1", "ConvTranspose", "uneven")
+    >>> g = Finding("DL001", "uneven-overlap", "info", "up2", "ConvTranspose", "compensated")
+    >>> format_statistics(Report([FileResult("m.onnx", [f, f, g])]), Style(summary=False))
+    '3\\tDL001\\t[2 warning, 1 info]\\tuneven-overlap\\n'
+    """
+    rows = statistics(report)
+    width = max((len(str(row.count)) for row in rows), default=1)
+    lines = [
+        f"{row.count:>{width}}\t{row.rule}\t{_severity_label(row.by_severity)}\t{row.name}"
+        for row in rows
+    ]
+    if style.summary:
+        lines.append(format_summary(report))
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def format_rules(catalogue: Mapping[str, Any]) -> str:
+    """The ``--list-rules`` table: id, name, default severity, default on/off, summary."""
+    rows = [("ID", "NAME", "SEVERITY", "DEFAULT", "SUMMARY")]
+    rows += [
+        (
+            doc.id,
+            doc.name,
+            doc.severity,
+            "on" if doc.default else "off",
+            " ".join(doc.summary.split()),
+        )
+        for doc in catalogue.values()
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "".join(
+        "  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4] + "\n" for row in rows
+    )
