@@ -111,10 +111,10 @@ def _coordinate(o: int, scale: Fraction, spec: ResizeSpec, axis: int) -> Fractio
     if mode == "half_pixel_symmetric":
         n_in = _length(spec.input_lengths, axis)
         n_out = _length(spec.output_lengths, axis)
-        offset = Fraction(0)
-        if n_in is not None and n_out is not None:
-            adjustment = Fraction(n_out) / (scale * n_in)
-            offset = Fraction(n_in, 2) * (1 - adjustment)
+        if n_in is None or n_out is None:
+            raise UnknownGeometry("half_pixel_symmetric depends on the input length, not known here")
+        # adjustment = out_int / (scale * in); offset = in/2 * (1 - adjustment)
+        offset = Fraction(n_in, 2) * (1 - Fraction(n_out) / (scale * n_in))
         return offset + (o + Fraction(1, 2)) / scale - Fraction(1, 2)
     raise UnknownGeometry(f"coordinate_transformation_mode {mode!r} is not periodic")
 
@@ -283,6 +283,13 @@ def propagate_all(patterns: Sequence[np.ndarray], node: Node) -> list[np.ndarray
         raise UnknownGeometry(
             f"{node.op_type} acts on {node.spatial_rank} spatial axes, the path has {rank}"
         )
+    if node.fixed_kernel is not None and separable_taps(node.fixed_kernel) is None:
+        # A non-separable filter has no per-axis form; it keeps a uniform pattern uniform.
+        if not all(is_uniform(c) for c in current):
+            raise UnknownGeometry(f"{node.op_type} is a non-separable fixed filter")
+        flat = [c[:1].copy() for c in current]
+        flat[0] = flat[0] * float(np.sum(node.fixed_kernel))
+        return flat
     return [propagate(c, node, a) for a, c in enumerate(current)]
 
 
