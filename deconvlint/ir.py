@@ -81,7 +81,7 @@ class ResizeSpec:
     ``align_corners`` and ``half_pixel_symmetric``, whose coordinate maps depend on them).
     Modes and coordinate names follow the ONNX Resize-19 spec; a torch front end maps
     ``F.interpolate`` onto the same names (``nearest`` -> asymmetric/floor, ``nearest-exact`` ->
-    half_pixel/round_prefer_floor, ``align_corners=True`` -> align_corners, else half_pixel or
+    half_pixel/round_prefer_ceil, ``align_corners=True`` -> align_corners, else half_pixel or
     pytorch_half_pixel).
     """
 
