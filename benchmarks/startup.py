@@ -34,7 +34,7 @@ def main() -> None:
         "deconvlint model": [sys.executable, "-m", "deconvlint", args.model],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for name, cmd in commands.items():  # warm the file cache
+    for cmd in commands.values():  # warm the file cache
         wall(cmd)
     for _ in range(args.n):
         for name, cmd in commands.items():
