@@ -1,0 +1,4 @@
+"""Front ends: translate a framework's model into :class:`deconvlint.ir.Graph`.
+
+Each front end imports its framework lazily, so ``import deconvlint`` stays cheap.
+"""

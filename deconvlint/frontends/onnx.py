@@ -1,0 +1,241 @@
+"""The ONNX front end: a ``.onnx`` file or ``ModelProto`` in, a :class:`deconvlint.ir.Graph` out.
+
+Reading never loads external weights, except the kernel of a depthwise Conv (to tell a fixed
+filter such as a blur), and then only from inside the model's folder.  Every failure is a
+:class:`LoadError` with a one-line cause that does not repeat the path.
+
+>>> from onnx import helper, TensorProto
+>>> w = helper.make_tensor("w", TensorProto.FLOAT, [4, 4, 3, 3], [1.0] * 144)
+>>> node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up1", strides=[2, 2],
+...                         pads=[1, 1, 1, 1], output_padding=[1, 1])
+>>> graph = helper.make_graph(
+...     [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[w])
+>>> g = graph_from_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]))
+>>> g.nodes[0].kind.value, g.nodes[0].window[0]
+('conv_transpose', WindowAxis(kernel=3, stride=2, dilation=1, pads_begin=1, pads_end=1, output_padding=1))
+>>> g.shapes["y"]
+(1, 4, 16, 16)
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from deconvlint.errors import LoadError
+from deconvlint.ir import Graph
+
+__all__ = ["graph_from_model", "load_graph"]
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def load_graph(path: str | os.PathLike) -> Graph:
+    """Read an ONNX file (its external data stays unread) into a :class:`Graph`.
+
+    >>> load_graph("/no/such/model.onnx")
+    Traceback (most recent call last):
+    ...
+    deconvlint.errors.LoadError: file not found
+    """
+    try:
+        file = Path(os.fspath(path))
+    except TypeError:
+        raise LoadError(f"not a path: {type(path).__name__}") from None
+    try:
+        if not file.exists():
+            raise LoadError("file not found")
+        if file.is_dir():
+            raise LoadError("is a directory, not an ONNX file")
+        import onnx
+
+        model = onnx.load(os.fspath(file), load_external_data=False)
+    except LoadError:
+        raise
+    except ImportError:
+        raise LoadError("the onnx package is not installed") from None
+    except OSError as exc:
+        raise LoadError(f"cannot read the file: {_one_line(exc.strerror or exc)}") from None
+    except Exception:  # DecodeError and friends from protobuf
+        raise LoadError(
+            "not an ONNX model (the file does not parse as one; truncated or another format?)"
+        ) from None
+    return graph_from_model(model, base_dir=file.parent, name=file.stem)
+
+
+def graph_from_model(model: Any, *, base_dir: Path | None = None, name: str = "model") -> Graph:
+    """Translate a ``ModelProto`` into a :class:`Graph` (see the module docstring).
+
+    ``base_dir`` is the folder external data is read from (``None``: never read).
+    """
+    try:
+        return _convert(model, None if base_dir is None else Path(base_dir), name)
+    except LoadError as exc:
+        raise LoadError(_one_line(str(exc))) from None
+    except RecursionError:
+        raise LoadError("the model nests subgraphs or functions too deeply") from None
+    except Exception as exc:  # anything a malformed model provokes stays a LoadError
+        raise LoadError(_one_line(f"cannot read the model: {type(exc).__name__}: {exc}")) from None
+
+
+def _default_opset(model: Any) -> int | None:
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            return int(opset.version)
+    return None
+
+
+def _node_texts(nodes: Any) -> list[Any]:
+    values: list[Any] = []
+    for node in nodes:
+        values += [node.name, node.op_type, node.domain, *node.input, *node.output]
+        for attr in node.attribute:
+            values += [attr.name, attr.ref_attr_name]
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                values += _graph_texts(sub)
+    return values
+
+
+def _graph_texts(graph: Any) -> list[Any]:
+    values = [graph.name] + [
+        v.name for f in ("input", "output", "value_info") for v in getattr(graph, f)
+    ]
+    return values + [t.name for t in graph.initializer] + _node_texts(graph.node)
+
+
+def _check_text(model: Any) -> None:
+    """Protobuf hands back ``bytes`` for a string field that is not UTF-8: refuse those."""
+    values = _graph_texts(model.graph)
+    for function in model.functions:
+        values += [function.name, function.domain, *function.input, *function.output]
+        values += _node_texts(function.node)
+    if any(not isinstance(v, str) for v in values):
+        raise LoadError("not an ONNX model: a name is not valid UTF-8 text")
+
+
+def _check_envelope(model: Any) -> int:
+    """The default-domain opset, after checking this is an ONNX model at all."""
+    from onnx import ModelProto, defs
+
+    if not isinstance(model, ModelProto):
+        raise LoadError(f"not an ONNX model (got {type(model).__name__})")
+    if model.ir_version <= 0 and not model.opset_import:
+        raise LoadError("not an ONNX model (no IR version, no opset)")
+    if not model.HasField("graph"):
+        raise LoadError("not an ONNX model: it has no graph")
+    _check_text(model)
+    opset = _default_opset(model)
+    if opset is None or opset <= 0:
+        if any(n.domain in ("", "ai.onnx") for n in model.graph.node):
+            raise LoadError("the model imports no ai.onnx opset")
+        opset = defs.onnx_opset_version()
+    return opset
+
+
+#: Seconds shape inference may take before it is given up.
+INFERENCE_TIMEOUT = 120.0
+
+
+def _infer(work: Any) -> Any:
+    from onnx import shape_inference
+
+    return shape_inference.infer_shapes(work, check_type=False, strict_mode=False, data_prop=True)
+
+
+def _infer_in_child(work: Any) -> Any:
+    """Shape inference in a forked child: onnx's C++ aborts on some corrupt models (e.g. a
+    ``std::clamp`` assertion after a Pad with a huge negative pad), which must not take the
+    checker down.  Returns the inferred model, or raises RuntimeError."""
+    from onnx import ModelProto
+
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child: infer, send b"+" and the model or b"-" and the error, exit
+        code = 0
+        try:
+            os.close(read_end)
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 2)  # a C++ assertion message would otherwise reach the user
+            try:
+                payload = b"+" + _infer(work).SerializeToString()
+            except Exception as exc:
+                payload = b"-" + (str(exc) or type(exc).__name__).encode("utf-8", "replace")
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(payload)
+        except BaseException:
+            code = 3
+        os._exit(code)
+    os.close(write_end)
+    chunks, deadline = [], time.monotonic() + INFERENCE_TIMEOUT
+    with os.fdopen(read_end, "rb") as pipe:
+        while True:
+            ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise RuntimeError(f"timed out after {INFERENCE_TIMEOUT:.0f} s")
+            chunk = os.read(pipe.fileno(), 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    payload = b"".join(chunks)
+    if os.WIFSIGNALED(status):
+        raise RuntimeError(f"onnx crashed on this model (signal {os.WTERMSIG(status)})")
+    if status != 0 or not payload:
+        raise RuntimeError("the shape inference process failed")
+    if payload[:1] == b"-":
+        raise RuntimeError(payload[1:].decode("utf-8", "replace"))
+    return ModelProto.FromString(payload[1:])
+
+
+def _infer_shapes(work: Any, notes: list[str]) -> Any:
+    try:
+        return _infer_in_child(work) if hasattr(os, "fork") else _infer(work)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        notes.append(_one_line(f"shape inference failed: {first}"))
+        return work
+
+
+def _convert(model: Any, base_dir: Path | None, name: str) -> Graph:
+    from onnx import defs
+
+    from deconvlint.frontends.onnx_prepare import working_copy
+    from deconvlint.frontends.onnx_tensors import check_external_locations
+    from deconvlint.frontends.onnx_walk import Scope, Walker
+
+    opset = _check_envelope(model)
+    check_external_locations(model, base_dir)
+    notes: list[str] = []
+    if opset > defs.onnx_opset_version():
+        notes.append(
+            f"opset {opset} is newer than this onnx package knows ({defs.onnx_opset_version()})"
+        )
+    work, prepare_notes = working_copy(model)
+    notes += prepare_notes
+    work = _infer_shapes(work, notes)
+    originals = {t.name: t for t in model.graph.initializer}
+    initializers = set(originals)
+    walker = Walker(opset, base_dir, originals)
+    graph = work.graph
+    walker.walk(graph, Scope(None, ""), [v.name not in initializers for v in graph.input])
+    inputs = tuple(v.name for v in graph.input if v.name not in initializers)
+    return Graph(
+        name=name,
+        nodes=walker.finish(),
+        inputs=inputs,
+        outputs=tuple(o.name for o in graph.output),
+        shapes=dict(walker.shapes),
+        notes=notes,
+    )

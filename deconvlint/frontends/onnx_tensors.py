@@ -1,0 +1,196 @@
+"""Tensors of an ONNX model: where they live, whether their external data is safe to read, reading.
+
+External data is refused when its location is absolute, has a ``..`` component, or reaches
+outside the model's folder through a symlink.  The symlink walk only ``lstat``s and ``readlink``s
+paths *inside* the folder: a target outside is refused before anything there is touched.
+
+>>> from onnx import helper, TensorProto
+>>> t = helper.make_tensor("w", TensorProto.FLOAT, [2], [1.0, 2.0])
+>>> read_tensor(t, None).tolist()
+[1.0, 2.0]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from deconvlint.errors import LoadError
+
+_MAX_SYMLINK_HOPS = 40
+
+
+def is_external(tensor: Any) -> bool:
+    from onnx import TensorProto
+
+    return tensor.data_location == TensorProto.EXTERNAL
+
+
+def element_count(tensor: Any) -> int | None:
+    """Number of elements from ``dims``; ``None`` for nonsense dims (negative)."""
+    dims = list(tensor.dims)
+    if any(d < 0 for d in dims):
+        return None
+    return math.prod(dims)
+
+
+def _graph_tensors(graph: Any) -> Iterator[Any]:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        yield from _node_tensors(node)
+
+
+def _node_tensors(node: Any) -> Iterator[Any]:
+    for attr in node.attribute:
+        if attr.HasField("t"):
+            yield attr.t
+        yield from attr.tensors
+        if attr.HasField("sparse_tensor"):
+            yield attr.sparse_tensor.values
+            yield attr.sparse_tensor.indices
+        for sub in attr.sparse_tensors:
+            yield sub.values
+            yield sub.indices
+        if attr.HasField("g"):
+            yield from _graph_tensors(attr.g)
+        for g in attr.graphs:
+            yield from _graph_tensors(g)
+
+
+def model_tensors(model: Any) -> Iterator[Any]:
+    """Every tensor stored in the model: initializers, node attributes, subgraphs, functions."""
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            yield from _node_tensors(node)
+
+
+def external_info(tensor: Any) -> dict[str, str]:
+    return {entry.key: entry.value for entry in tensor.external_data}
+
+
+def _refuse(tensor: Any, location: str, why: str) -> LoadError:
+    return LoadError(
+        f"tensor {tensor.name!r} has external data at {location!r}, {why}; refusing to read it"
+    )
+
+
+def check_external_locations(model: Any, base_dir: Path | None) -> None:
+    """Raise :class:`LoadError` for any external-data location that could leave the folder."""
+    real_base = os.path.realpath(base_dir) if base_dir is not None else None
+    for tensor in model_tensors(model):
+        if not is_external(tensor):
+            continue
+        location = external_info(tensor).get("location", "")
+        if not location:
+            raise LoadError(f"tensor {tensor.name!r} is marked external but names no location")
+        if "\x00" in location:
+            raise _refuse(tensor, location, "which contains a NUL byte")
+        parts = PurePosixPath(location.replace("\\", "/")).parts
+        if (
+            location.startswith(("/", "\\"))
+            or os.path.isabs(location)
+            or (len(location) > 1 and location[1] == ":")
+        ):
+            raise _refuse(tensor, location, "an absolute path")
+        if ".." in parts:
+            raise _refuse(tensor, location, "which climbs out of the model's folder ('..')")
+        if real_base is not None and not _stays_inside(real_base, parts):
+            raise _refuse(tensor, location, "which a symlink leads outside the model's folder")
+
+
+def _stays_inside(real_base: str, parts: tuple[str, ...]) -> bool:
+    """Follow ``parts`` from ``real_base`` symlink by symlink without touching anything outside."""
+    current, pending, hops = real_base, list(parts), 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":  # only reachable through a symlink target
+            if current == real_base:
+                return False
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, part)
+        try:
+            mode = os.lstat(candidate).st_mode
+        except OSError:  # missing: nothing to follow; reading it later fails with a note
+            current = candidate
+            continue
+        if not stat.S_ISLNK(mode):
+            current = candidate
+            continue
+        hops += 1
+        if hops > _MAX_SYMLINK_HOPS:
+            return False
+        target = os.readlink(candidate)
+        if os.path.isabs(target):
+            target = os.path.normpath(target)
+            try:
+                if os.path.commonpath([target, real_base]) != real_base:
+                    return False
+            except ValueError:  # another drive
+                return False
+            current, target = real_base, os.path.relpath(target, real_base)
+        pending = list(PurePosixPath(target.replace("\\", "/")).parts) + pending
+    return True
+
+
+def read_tensor(tensor: Any, base_dir: Path | None, max_elements: int | None = None) -> np.ndarray:
+    """The tensor as a numpy array, reading external data from inside ``base_dir`` only.
+
+    Raises ``ValueError`` with a short reason when it cannot be read.  Locations must have passed
+    :func:`check_external_locations` first.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    count = element_count(tensor)
+    if count is None:
+        raise ValueError(f"tensor {tensor.name!r} has negative dims {list(tensor.dims)}")
+    if max_elements is not None and count > max_elements:
+        raise ValueError(f"tensor {tensor.name!r} is too large ({count} elements)")
+    if not is_external(tensor):
+        return numpy_helper.to_array(tensor)
+    if base_dir is None:
+        raise ValueError(
+            f"tensor {tensor.name!r} is stored externally and the model's folder is unknown"
+        )
+    info = external_info(tensor)
+    itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    nbytes = count * itemsize
+    offset = int(info.get("offset", 0) or 0)
+    length = int(info.get("length", nbytes) or nbytes)
+    if offset < 0 or length != nbytes:
+        raise ValueError(
+            f"tensor {tensor.name!r}: external data offset/length do not match its shape"
+        )
+    path = Path(base_dir) / info["location"]
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            raw = handle.read(length)
+    except OSError as exc:
+        raise ValueError(
+            f"tensor {tensor.name!r}: cannot read external data "
+            f"{info['location']!r} ({exc.strerror or exc})"
+        ) from None
+    if len(raw) != length:
+        raise ValueError(
+            f"tensor {tensor.name!r}: external data file {info['location']!r} is "
+            f"shorter than the tensor"
+        )
+    inline = TensorProto()
+    inline.CopyFrom(tensor)
+    del inline.external_data[:]
+    inline.data_location = TensorProto.DEFAULT
+    inline.raw_data = raw
+    return numpy_helper.to_array(inline)
