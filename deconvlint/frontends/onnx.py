@@ -20,6 +20,7 @@ filter such as a blur), and then only from inside the model's folder.  Every fai
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import select
 import signal
@@ -164,6 +165,7 @@ def _infer_in_child(work: Any) -> Any:
         code = 0
         try:
             os.close(read_end)
+            faulthandler.disable()  # an expected abort here is not a crash report for the user
             quiet = os.open(os.devnull, os.O_WRONLY)
             os.dup2(quiet, 2)  # a C++ assertion message would otherwise reach the user
             try:
