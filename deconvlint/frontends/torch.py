@@ -1,0 +1,226 @@
+"""The torch front end: an ``nn.Module`` (or an ``ExportedProgram``) in, a :class:`Graph` out.
+
+Three readers are tried in turn, and the first that reads the model wins:
+
+1. ``fx``: ``torch.fx`` symbolic tracing (standard ``torch.nn`` modules are leaves), with
+   ``ShapeProp`` for static shapes when example inputs are given;
+2. ``export``: ``torch.export.export(strict=False)`` and the aten graph (needs example inputs);
+   reads models fx cannot (control flow on sizes, ``len()`` and iteration over tensors);
+3. ``hooks``: one real forward pass with forward hooks on every module and a
+   ``TorchFunctionMode`` recording functional calls (needs example inputs); reads models whose
+   control flow depends on the data.
+
+Every forward pass the front end runs happens in eval mode (the modules' ``training`` flags
+are restored afterwards, so batch-norm statistics never change) and without autograd.  With
+``timeout``, each reader runs in a worker thread and is given up after that many seconds; a
+forward that never returns then leaves a daemon thread behind but no longer blocks the
+checker, and the readers after it are not tried (fx may leave its patches in place).
+
+>>> import torch
+>>> model = torch.nn.Sequential(torch.nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1))
+>>> graph, reader = load_module(model)
+>>> reader, [(n.name, n.op_type, n.kind.value) for n in graph.nodes]
+('fx', [('0', 'ConvTranspose2d', 'conv_transpose')])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from deconvlint.errors import TraceError
+from deconvlint.ir import Graph
+
+__all__ = ["graph_from_exported", "load_module"]
+
+#: Longest reason kept per reader in the one-line error.
+MAX_REASON = 240
+#: Least time given to symbolic tracing (fx, export) under a timeout: they take seconds before
+#: any model code runs (export's first call imports and sets up much of torch).
+TRACE_TIMEOUT_FLOOR = 120.0
+
+
+def _one_line(exc: BaseException | str) -> str:
+    from deconvlint.frontends.torch_spec import ReaderError
+
+    if isinstance(exc, BaseException):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        if isinstance(exc, (ReaderError, TraceError)) and lines:
+            text = lines[0]
+    else:
+        text = " ".join(exc.split())
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+
+class ReaderTimeout(TimeoutError):
+    """A forward pass (or trace) that did not finish within the timeout."""
+
+
+def _runner(timeout: float | None) -> Callable[[Callable[[], Any]], Any]:
+    """``run(fn)``: ``fn()`` directly, or in a daemon thread given up after ``timeout`` s."""
+
+    def run(fn: Callable[[], Any]) -> Any:
+        if timeout is None:
+            return fn()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["result"] = fn()
+            except BaseException as exc:  # handed to the caller's thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=work, name="deconvlint-forward", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            raise ReaderTimeout(f"did not return within {timeout:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome.get("result")
+
+    return run
+
+
+@contextlib.contextmanager
+def _eval_mode(model: Any) -> Iterator[None]:
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+def _lazy_modules(model: Any) -> list[str]:
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    return [
+        name or type(m).__name__
+        for name, m in model.named_modules()
+        if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()
+    ]
+
+
+def _inputs_tuple(example_inputs: Any) -> tuple[Any, ...] | None:
+    if example_inputs is None or isinstance(example_inputs, tuple):
+        return example_inputs
+    if isinstance(example_inputs, list):
+        return tuple(example_inputs)
+    return (example_inputs,)
+
+
+def _materialize(model: Any, inputs: tuple[Any, ...], run: Callable[..., Any]) -> None:
+    """One forward pass sets the shapes of lazy modules (as the model's first use would)."""
+    import torch
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(*inputs)
+
+    try:
+        run(forward)
+    except ReaderTimeout as exc:
+        raise TraceError(f"could not read the model: the forward pass {exc}") from exc
+    except Exception as exc:
+        raise TraceError(
+            f"could not read the model: the forward pass that sets its lazy modules raised "
+            f"{_one_line(exc)}"
+        ) from exc
+
+
+def load_module(
+    model: Any, example_inputs: tuple[Any, ...] | None = None, *, timeout: float | None = None
+) -> tuple[Graph, str]:
+    """Read ``model`` into a :class:`Graph`; returns it with the reader's name.
+
+    ``"fx"``, ``"export"`` or ``"hooks"``: see the module docstring.  Raises
+    :class:`TraceError` with one line naming each reader's failure.
+    """
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TraceError(f"not a torch.nn.Module: {type(model).__name__}")
+    inputs = _inputs_tuple(example_inputs)
+    run = _runner(timeout)
+    lazy = _lazy_modules(model)
+    if lazy:
+        if inputs is None:
+            raise TraceError(
+                f"could not read the model: lazy modules ({', '.join(lazy[:3])}) get their "
+                "shapes from a first forward pass: example inputs are needed"
+            )
+        with _eval_mode(model):
+            _materialize(model, inputs, run)
+    failures: list[tuple[str, str]] = []
+    with _eval_mode(model):
+        for reader in ("fx", "export", "hooks"):
+            if reader != "fx" and inputs is None:
+                failures.append((reader, "needs example inputs"))
+                continue
+            try:
+                graph = _read(reader, model, inputs, timeout)
+            except ReaderTimeout as exc:
+                failures.append((reader, f"the forward pass {exc}"))
+                break
+            except Exception as exc:
+                failures.append((reader, _one_line(exc)))
+                continue
+            graph.notes[:0] = [f"{name} could not read the model: {why}" for name, why in failures]
+            return graph, reader
+    raise TraceError(
+        "could not read the model: " + "; ".join(f"{name}: {why}" for name, why in failures)
+    )
+
+
+def read_with(
+    reader: str, model: Any, example_inputs: Any = None, *, timeout: float | None = None
+) -> Graph:
+    """One reader only (``"fx"``, ``"export"`` or ``"hooks"``), no fallback: for tests and for
+    comparing readers.  Errors propagate as the reader raised them."""
+    inputs = _inputs_tuple(example_inputs)
+    if reader != "fx" and inputs is None:
+        raise TraceError(f"{reader} needs example inputs")
+    with _eval_mode(model):
+        return _read(reader, model, inputs, timeout)
+
+
+def _read(reader: str, model: Any, inputs: tuple[Any, ...] | None, timeout: float | None) -> Graph:
+    """One reader; the forward passes it runs get ``timeout``, symbolic tracing (which runs the
+    forward's Python too) at least :data:`TRACE_TIMEOUT_FLOOR`."""
+    run = _runner(timeout)
+    trace_run = _runner(None if timeout is None else max(timeout, TRACE_TIMEOUT_FLOOR))
+    if reader == "fx":
+        from deconvlint.frontends.torch_fx import read_fx
+
+        return trace_run(lambda: read_fx(model, inputs, run))
+    if reader == "export":
+        from deconvlint.frontends.torch_export import export_module
+
+        assert inputs is not None
+        return export_module(model, inputs, trace_run)
+    from deconvlint.frontends.torch_hooks import read_hooks
+
+    assert inputs is not None
+    return read_hooks(model, inputs, run)
+
+
+def graph_from_exported(ep: Any) -> Graph:
+    """The :class:`Graph` of a ``torch.export.ExportedProgram`` (e.g. from ``torch.export.load``).
+
+    Module layers are named by their qualified names; their sources are found when the model's
+    classes are imported in this process.
+    """
+    from deconvlint.frontends.torch_export import read_exported
+
+    try:
+        return read_exported(ep, model=None)
+    except TraceError:
+        raise
+    except Exception as exc:
+        raise TraceError(f"could not read the exported program: {_one_line(exc)}") from exc

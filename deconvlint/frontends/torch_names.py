@@ -1,0 +1,242 @@
+"""Where a layer was written: ``Node.source`` as ``"path/to/file.py:LINE"``.
+
+* A module: the line that assigned it in its parent's class (``self.up = nn.ConvTranspose2d(...)``
+  or ``self.add_module("up", ...)``), found with ``inspect`` and ``ast``; a child of an
+  ``nn.Sequential``/``nn.ModuleList``/``nn.ModuleDict`` takes the line of that container.
+* A functional call: the line of the call, the innermost frame outside torch (and outside this
+  front end) when the call was seen, or the last such frame of a recorded stack trace.
+
+Nothing here raises: a source that cannot be found is ``None``.
+
+>>> import torch
+>>> class Decoder(torch.nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.up = torch.nn.ConvTranspose2d(4, 4, 3)
+>>> SourceFinder.for_model(Decoder()).module_source("up")  # doctest: +SKIP
+'.../decoder.py:4'
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import re
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def _torch_dir() -> str:
+    torch = sys.modules.get("torch")
+    file = getattr(torch, "__file__", None)
+    return os.path.dirname(os.path.abspath(file)) + os.sep if file else "\0"
+
+
+def shown_path(path: str) -> str:
+    """``path`` relative to the working folder when it lies below it, else absolute."""
+    try:
+        absolute = os.path.abspath(path)
+        relative = os.path.relpath(absolute)
+    except ValueError:  # another drive on Windows
+        return path
+    return absolute if relative.startswith(os.pardir) else relative
+
+
+def _is_user_file(path: str, torch_dir: str) -> bool:
+    if not path or path.startswith("<"):
+        return False
+    absolute = os.path.abspath(path)
+    return not absolute.startswith(torch_dir) and os.path.dirname(absolute) != _HERE
+
+
+def user_frame_source(frame: FrameType | None) -> str | None:
+    """The innermost frame at or above ``frame`` in user code, as ``path:line``."""
+    torch_dir = _torch_dir()
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if _is_user_file(path, torch_dir) and os.path.basename(path) not in ("threading.py",):
+            return f"{shown_path(path)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+def caller_source() -> str | None:
+    """The user code line that is running now (called from inside a hook or a tracer)."""
+    try:
+        return user_frame_source(sys._getframe(1))
+    except Exception:
+        return None
+
+
+def stack_trace_source(stack_trace: str | None) -> str | None:
+    """The last user frame of a recorded ``stack_trace`` (innermost last, as Python prints)."""
+    if not stack_trace:
+        return None
+    torch_dir = _torch_dir()
+    found = None
+    for path, line in _FRAME.findall(stack_trace):
+        if _is_user_file(path, torch_dir):
+            found = f"{shown_path(path)}:{line}"
+    return found
+
+
+class SourceFinder:
+    """Construction lines of modules, by qualified name.
+
+    ``parent_class(name)`` returns the class of the module called ``name`` (``""``: the root),
+    or None; ``is_container(name)`` tells a Sequential/ModuleList/ModuleDict.
+    """
+
+    def __init__(
+        self,
+        parent_class: Callable[[str], type | None],
+        is_container: Callable[[str], bool],
+    ) -> None:
+        self._class = parent_class
+        self._is_container = is_container
+        self._assignments: dict[type, _Assignments | None] = {}
+
+    @classmethod
+    def for_model(cls, model: Any) -> SourceFinder:
+        from torch import nn
+
+        modules = dict(model.named_modules())
+        containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+        def parent_class(name: str) -> type | None:
+            module = modules.get(name)
+            return None if module is None else type(module)
+
+        def is_container(name: str) -> bool:
+            return isinstance(modules.get(name), containers)
+
+        return cls(parent_class, is_container)
+
+    @classmethod
+    def for_type_names(cls, types: dict[str, str]) -> SourceFinder:
+        """From ``{qualified name: "package.module.Class"}`` (an export's ``nn_module_stack``);
+        classes are looked up among the modules already imported, never imported here."""
+
+        def parent_class(name: str) -> type | None:
+            module_name, _, class_name = types.get(name, "").rpartition(".")
+            found = getattr(sys.modules.get(module_name), class_name, None)
+            return found if isinstance(found, type) else None
+
+        def is_container(name: str) -> bool:
+            return types.get(name, "").rpartition(".")[2] in (
+                "Sequential",
+                "ModuleList",
+                "ModuleDict",
+            )
+
+        return cls(parent_class, is_container)
+
+    def module_source(self, qualified: str) -> str | None:
+        try:
+            return self._module_source(qualified, 0)
+        except Exception:
+            return None
+
+    def _module_source(self, qualified: str, depth: int) -> str | None:
+        if not qualified or depth > 64:
+            return None
+        parent, _, attr = qualified.rpartition(".")
+        found = self._search(parent, attr, "self") or self._search(parent, attr, "local")
+        if found is not None or not self._is_container(parent):
+            return found
+        # a child of a container: the local variable of that name where the container was
+        # built (``up1 = ...; nn.Sequential(OrderedDict(up1=up1))``), else the container's line
+        owner = parent.rpartition(".")[0] if "." in parent else ""
+        if parent:
+            found = self._search(owner, attr, "local")
+        return found or self._module_source(parent, depth + 1)
+
+    def _search(self, parent: str, attr: str, where: str) -> str | None:
+        cls = self._class(parent)
+        if cls is None:
+            return None
+        for klass in cls.__mro__:
+            if (klass.__module__ or "").startswith("torch.") or klass is object:
+                continue
+            if klass not in self._assignments:
+                self._assignments[klass] = _class_assignments(klass)
+            found = self._assignments[klass]
+            if found is None:
+                continue
+            table = found.attributes if where == "self" else found.locals
+            line = table.get(attr, found.dynamic if where == "self" else None)
+            if line is not None:
+                return f"{shown_path(found.path)}:{line}"
+        return None
+
+
+def _self_attribute(target: ast.expr) -> str | None:
+    if (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id == "self"
+    ):
+        return target.attr
+    return None
+
+
+@dataclass
+class _Assignments:
+    """Where one class assigns its modules."""
+
+    path: str
+    attributes: dict[str, int]  # self.<name> = ... / add_module("<name>", ...): first line
+    locals: dict[str, int]  # <name> = SomeCall(...): first line
+    dynamic: int | None  # first add_module/setattr whose name is computed
+
+
+def _class_assignments(klass: type) -> _Assignments | None:
+    try:
+        path = inspect.getsourcefile(klass)
+        lines, start = inspect.getsourcelines(klass)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    if path is None:
+        return None
+    found: dict[str, int] = {}
+    local: dict[str, int] = {}
+    dynamic: int | None = None
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Assign):
+            names = [n for n in map(_self_attribute, node.targets) if n]
+            if isinstance(node.value, ast.Call):
+                line = start + node.lineno - 1
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        local[target.id] = min(local.get(target.id, line), line)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            names = [n for n in [_self_attribute(node.target)] if n]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("add_module", "register_module", "setattr")
+        ) or (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "setattr"
+        ):
+            args = node.args[1:] if isinstance(node.func, ast.Name) else node.args
+            if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
+                names = [args[0].value]
+            else:
+                line = start + node.lineno - 1
+                dynamic = line if dynamic is None else min(dynamic, line)
+        for name in names:
+            line = start + node.lineno - 1
+            found[name] = min(found.get(name, line), line)
+    return _Assignments(path, found, local, dynamic)
