@@ -112,7 +112,9 @@ def _coordinate(o: int, scale: Fraction, spec: ResizeSpec, axis: int) -> Fractio
         n_in = _length(spec.input_lengths, axis)
         n_out = _length(spec.output_lengths, axis)
         if n_in is None or n_out is None:
-            raise UnknownGeometry("half_pixel_symmetric depends on the input length, not known here")
+            raise UnknownGeometry(
+                "half_pixel_symmetric depends on the input length, not known here"
+            )
         # adjustment = out_int / (scale * in); offset = in/2 * (1 - adjustment)
         offset = Fraction(n_in, 2) * (1 - Fraction(n_out) / (scale * n_in))
         return offset + (o + Fraction(1, 2)) / scale - Fraction(1, 2)

@@ -80,6 +80,15 @@ class FileResult:
 @dataclass
 class Report:
     results: list[FileResult] = field(default_factory=list)
+    # Which reader made the graph: "onnx", "fx", "export" or "hooks" (set by deconvlint.check).
+    frontend: str | None = None
+
+    def __str__(self) -> str:
+        """The text the CLI prints (``format_report``), without its final newline, so that
+        ``print(report)`` writes exactly that text."""
+        from deconvlint.formatters.text import format_report
+
+        return format_report(self).removesuffix("\n")
 
     @property
     def findings(self) -> list[Finding]:
@@ -103,11 +112,14 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         from deconvlint import __version__
 
-        return {
+        out: dict[str, Any] = {
             "deconvlint": __version__,
             "results": [r.to_dict() for r in self.results],
             "summary": self.summary(),
         }
+        if self.frontend is not None:
+            out["frontend"] = self.frontend
+        return out
 
     def exit_code(self, fail_on: str = "warning") -> int:
         """2 if an input could not be analysed, 1 if a finding is at or above ``fail_on``, else 0."""

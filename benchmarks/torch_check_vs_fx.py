@@ -1,0 +1,66 @@
+"""``deconvlint.check`` on a torch model against ``torch.fx.symbolic_trace`` alone, side by side.
+
+The model is the largest of the test zoo (most modules) unless one is named.  Each call runs N
+times, alternating, in this one process; the script prints the median wall times and their
+ratio: the cost of the analysis on top of tracing.
+Usage: python benchmarks/torch_check_vs_fx.py [MODEL] [-n N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch.fx  # noqa: E402
+
+import deconvlint  # noqa: E402
+from deconvlint.settings import Settings  # noqa: E402
+from tests.models.zoo import ZOO  # noqa: E402
+
+
+def wall(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def largest() -> str:
+    return max(ZOO, key=lambda name: sum(1 for _ in ZOO[name].model().modules()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model", nargs="?", choices=sorted(ZOO), help="default: the largest")
+    parser.add_argument("-n", type=int, default=5)
+    args = parser.parse_args()
+    name = args.model or largest()
+    entry = ZOO[name]
+    model, inputs = entry.model(), entry.inputs()
+    report = deconvlint.check(model, inputs, config=Settings())  # also warms both paths
+    torch.fx.symbolic_trace(model)
+    calls = {
+        "deconvlint.check": lambda: deconvlint.check(model, inputs, config=Settings()),
+        "torch.fx.symbolic_trace": lambda: torch.fx.symbolic_trace(model),
+    }
+    times: dict[str, list[float]] = {label: [] for label in calls}
+    for _ in range(args.n):
+        for label, call in calls.items():
+            times[label].append(wall(call))
+    modules = sum(1 for _ in model.modules())
+    print(f"model: {name} ({modules} modules, tracer {report.frontend}, {args.n} runs each)")
+    medians = {label: statistics.median(t) for label, t in times.items()}
+    for label, median in medians.items():
+        print(f"{label:<25} median {median * 1000:8.1f} ms")
+    ratio = medians["deconvlint.check"] / medians["torch.fx.symbolic_trace"]
+    print(f"ratio check / symbolic_trace: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Small, faithful PyTorch versions of published architectures, for the acceptance tests."""

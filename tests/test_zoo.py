@@ -1,0 +1,391 @@
+"""Acceptance tests on the model zoo (``tests/models/zoo.py``): known architectures, known verdicts.
+
+For every model: the verdict on every upsampling layer and every other finding, by qualified
+module name; the tracer that read it; the same findings from its ONNX export; and every
+suggestion for a flagged layer, evaluated as code and swapped into the model, keeps the output
+shape and clears the layer.  The ``optional`` group checks real library models (MONAI) when that
+library is installed.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import deconvlint  # noqa: E402
+from deconvlint.report import Finding, Report  # noqa: E402
+from deconvlint.settings import Settings  # noqa: E402
+from tests.models.zoo import ZOO, ZooEntry  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+DEFAULTS = Settings()  # every default rule; no configuration file from the cwd
+
+# Layers that raise the resolution, as modules (functional ones are listed by node name below).
+UPSAMPLING_MODULES = (
+    torch.nn.ConvTranspose1d,
+    torch.nn.ConvTranspose2d,
+    torch.nn.ConvTranspose3d,
+    torch.nn.Upsample,
+    torch.nn.PixelShuffle,
+    torch.nn.MaxUnpool1d,
+    torch.nn.MaxUnpool2d,
+    torch.nn.MaxUnpool3d,
+)
+
+CLEAN: tuple[str, ...] = ()
+WARN, INFO = "warning", "info"
+
+
+def _v(*pairs: str) -> tuple[str, ...]:
+    return tuple(sorted(pairs))
+
+
+# model -> the tracer expected to read it
+TRACER = {
+    "dcgan": "fx",
+    "pix2pix_unet": "fx",
+    "cyclegan_resnet": "fx",
+    "espcn": "fx",
+    "srgan": "fx",
+    "style_transfer": "fx",
+    "stylegan2_up": "fx",
+    "hifigan": "fx",
+    "wavegan": "fx",
+    "unet3d": "fx",
+    "gated_decoder": "hooks",  # data-dependent branch: fx and export both refuse it
+    "size_adaptive": "export",  # branch on the input size: fx cannot, export specialises
+    "functional": "fx",
+    "autoencoder": "fx",
+}
+
+# model -> {node: findings as "RULE:severity"}; UPSAMPLERS holds every upsampling layer (clean
+# ones too), OTHERS any other node with a finding.  Together they are all the findings.  A
+# functional call is named "module:function" by the torch front end (":tanh" at the top level).
+UPSAMPLERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "dcgan": {f"main.{i}": CLEAN for i in (0, 3, 6, 9, 12)},
+    "pix2pix_unet": {
+        "model.model.3": CLEAN,
+        "model.model.1.model.5": CLEAN,
+        "model.model.1.model.3.model.5": CLEAN,
+        "model.model.1.model.3.model.3.model.5": CLEAN,
+        "model.model.1.model.3.model.3.model.3.model.5": CLEAN,
+        "model.model.1.model.3.model.3.model.3.model.3.model.3": CLEAN,  # innermost
+    },
+    "cyclegan_resnet": {
+        "model.19": _v(f"DL001:{WARN}"),
+        "model.22": _v(f"DL001:{WARN}", f"DL003:{WARN}"),
+    },
+    "espcn": {"last_part.1": CLEAN},
+    "srgan": {"block8.0.pixel_shuffle": CLEAN, "block8.1.pixel_shuffle": CLEAN},
+    "style_transfer": {"deconv1:interpolate": CLEAN, "deconv2:interpolate": CLEAN},
+    "stylegan2_up": {"blocks.0.conv": _v(f"DL001:{INFO}"), "blocks.1.conv": _v(f"DL001:{INFO}")},
+    "hifigan": {f"ups.{i}": CLEAN for i in range(4)},
+    "wavegan": {
+        "deconv_1": _v(f"DL001:{WARN}"),
+        "deconv_2": _v(f"DL001:{WARN}"),
+        "deconv_3": _v(f"DL001:{WARN}"),
+        "deconv_4": _v(f"DL001:{WARN}"),
+        "deconv_5": _v(f"DL001:{WARN}", f"DL003:{WARN}"),
+    },
+    "unet3d": {
+        "model.1.submodule.2.conv": _v(f"DL001:{WARN}"),
+        "model.2.conv": _v(f"DL001:{WARN}", f"DL003:{WARN}", f"DL004:{WARN}"),  # the output itself
+    },
+    "gated_decoder": {"up": _v(f"DL001:{WARN}")},
+    "size_adaptive": {"up": CLEAN},
+    "functional": {
+        # [1, 2] then nearest x3/2 reads phases [1, 1, 2]: the 3x3 head sums to 4 everywhere
+        ":conv_transpose2d": _v(f"DL001:{INFO}"),
+        ":interpolate": _v(f"DL005:{WARN}"),
+    },
+    "autoencoder": {
+        "decoder.0": _v(f"DL001:{WARN}"),
+        "decoder.3": _v(f"DL001:{WARN}", f"DL003:{WARN}"),
+    },
+}
+
+OTHERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "cyclegan_resnet": {
+        "model.4": _v(f"DL006:{INFO}"),  # Conv k3 s2 p1: backward fan-out [1, 2]
+        "model.7": _v(f"DL006:{INFO}"),
+        "model.27": _v(f"DL004:{WARN}"),  # the Tanh: a 7x7 conv does not even out period 4
+    },
+    "style_transfer": {
+        "conv2.conv2d": _v(f"DL006:{INFO}"),  # reflection pad 1 + Conv k3 s2
+        "conv3.conv2d": _v(f"DL006:{INFO}"),
+    },
+    "wavegan": {":tanh": _v(f"DL004:{WARN}")},
+    "unet3d": {
+        "model.0.conv": _v(f"DL006:{INFO}"),
+        "model.1.submodule.0.conv": _v(f"DL006:{INFO}"),
+    },
+    "gated_decoder": {":tanh": _v(f"DL004:{WARN}")},
+    "autoencoder": {"decoder.5": _v(f"DL004:{WARN}")},
+}
+
+
+def _expected(model: str) -> set[tuple[str, str]]:
+    table = {**UPSAMPLERS[model], **OTHERS.get(model, {})}
+    return {(node, verdict) for node, verdicts in table.items() for verdict in verdicts}
+
+
+def _found(report: Report) -> set[tuple[str, str]]:
+    return {(f.node, f"{f.rule}:{f.severity}") for f in report.findings}
+
+
+class _Reports(dict):
+    """Each zoo model checked once through the torch front end, when a test first asks."""
+
+    def __missing__(self, name: str) -> Report:
+        entry = ZOO[name]
+        self[name] = deconvlint.check(entry.model(), entry.inputs(), config=DEFAULTS)
+        return self[name]
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict[str, Report]:
+    return _Reports()
+
+
+def test_every_model_has_expectations() -> None:
+    assert set(ZOO) == set(TRACER) == set(UPSAMPLERS)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_every_upsampling_module_has_a_verdict(name: str) -> None:
+    modules = [
+        qualified
+        for qualified, module in ZOO[name].model().named_modules()
+        if isinstance(module, UPSAMPLING_MODULES)
+    ]
+    missing = [m for m in modules if m not in UPSAMPLERS[name]]
+    assert not missing, f"{name}: no expected verdict for upsampling layers {missing}"
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_verdicts(name: str, reports: dict[str, Report]) -> None:
+    report = reports[name]
+    found, expected = _found(report), _expected(name)
+    assert found == expected, (
+        f"{name}: unexpected {sorted(found - expected)}, missing {sorted(expected - found)}\n"
+        f"{report}"
+    )
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_tracer(name: str, reports: dict[str, Report]) -> None:
+    assert reports[name].frontend == TRACER[name]
+
+
+def _one(report: Report, node: str, rule: str) -> Finding:
+    (finding,) = [f for f in report.findings if f.node == node and f.rule == rule]
+    return finding
+
+
+def test_unet3d_ratio_is_8_in_3d(reports: dict[str, Report]) -> None:
+    for node in UPSAMPLERS["unet3d"]:
+        finding = _one(reports["unet3d"], node, "DL001")
+        assert finding.metrics["pattern"] == [[1, 2]] * 3
+        assert finding.metrics["ratio"] == 8
+        assert "in 3-D" in finding.message
+    stack = _one(reports["unet3d"], "model.2.conv", "DL003")
+    assert stack.metrics["ratio"] == 27  # [1, 3, 2, 3] per axis, cubed
+
+
+def test_wavegan_pattern(reports: dict[str, Report]) -> None:
+    finding = _one(reports["wavegan"], "deconv_1", "DL001")
+    assert finding.metrics["pattern"] == [[6, 7, 6, 6]]
+    assert finding.metrics["ratio"] == pytest.approx(7 / 6, abs=1e-4)
+
+
+def test_cyclegan_stack_compounds(reports: dict[str, Report]) -> None:
+    stack = _one(reports["cyclegan_resnet"], "model.22", "DL003")
+    assert stack.metrics["nodes"] == ["model.19", "model.22"]
+    assert stack.metrics["effect"] == "compounds"
+    assert stack.metrics["ratio"] == 9
+
+
+def test_stylegan2_blur_is_named(reports: dict[str, Report]) -> None:
+    for block in ("blocks.0", "blocks.1"):
+        finding = _one(reports["stylegan2_up"], f"{block}.conv", "DL001")
+        assert "compensated downstream by" in finding.message
+        assert f"'{block}.blur" in finding.message, finding.message
+
+
+def test_sequential_names(reports: dict[str, Report]) -> None:
+    assert [f.node for f in reports["autoencoder"].findings][:2] == ["decoder.0", "decoder.3"]
+    assert str(reports["autoencoder"]).startswith("<ConvAutoencoder>:decoder.0: DL001 [warning]")
+
+
+# --- the same findings from the ONNX export ---------------------------------------------------------
+
+
+def _onnx_export(entry: ZooEntry) -> Any:
+    onnx = pytest.importorskip("onnx")
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
+        torch.onnx.export(entry.model(), entry.inputs(), buffer, dynamo=False)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _signature(finding: Finding) -> tuple:
+    """A finding without node and value names (which differ between the two readers)."""
+    metrics = {k: v for k, v in finding.metrics.items() if k not in ("nodes", "output")}
+    suggestions = [
+        (
+            s.title,
+            list(s.params.values()) if s.title.startswith("Rewrite every layer") else s.params,
+            "\n".join(line for line in s.code.splitlines() if not line.startswith("# ")),
+        )
+        for s in finding.suggestions
+    ]
+    return finding.rule, finding.severity, metrics, suggestions
+
+
+# The ONNX front end cannot fold the pads the TorchScript exporter computes for
+# nn.ReflectionPad2d and F.pad (Constant -> ConstantOfShape -> Concat -> Reshape -> Slice ->
+# Transpose -> Cast): onnx_fold has no Transpose, so that Pad becomes a barrier.
+_PAD_CHAIN = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="ONNX front end: the exporter's Pad chain goes through Transpose, which onnx_fold "
+    "cannot fold, so Pad is a barrier (CycleGAN loses DL004; StyleGAN2's blur is not seen)",
+)
+ONNX_CASES = [
+    pytest.param(name, marks=_PAD_CHAIN) if name in ("cyclegan_resnet", "stylegan2_up") else name
+    for name in ZOO
+]
+
+
+@pytest.mark.parametrize("name", ONNX_CASES)
+def test_same_findings_as_onnx_export(name: str, reports: dict[str, Report]) -> None:
+    by_torch = reports[name]
+    by_onnx = deconvlint.check(_onnx_export(ZOO[name]), config=DEFAULTS)
+    assert by_onnx.frontend == "onnx"
+    torch_side = [_signature(f) for f in by_torch.findings]
+    onnx_side = [_signature(f) for f in by_onnx.findings]
+    assert torch_side == onnx_side, f"{name}: torch front end\n{by_torch}\n\nONNX export\n{by_onnx}"
+
+
+# --- suggestions become code ---------------------------------------------------------------------
+
+
+def _swap(model: torch.nn.Module, qualified: str, replacement: torch.nn.Module) -> None:
+    parent_name, _, child = qualified.rpartition(".")
+    setattr(model.get_submodule(parent_name), child, replacement)
+
+
+def _is_module(model: torch.nn.Module, qualified: str) -> bool:
+    try:
+        model.get_submodule(qualified)
+    except AttributeError:
+        return False
+    return True
+
+
+# models with a flagged layer that is a module (functional's layer is F.conv_transpose2d)
+PATCHABLE = [
+    name
+    for name, table in UPSAMPLERS.items()
+    if name != "functional"
+    and any(v.startswith(("DL001", "DL002")) for vs in table.values() for v in vs)
+]
+
+
+@pytest.mark.parametrize("name", PATCHABLE)
+def test_suggestions_become_code(name: str, reports: dict[str, Report]) -> None:
+    entry = ZOO[name]
+    model, inputs = entry.model(), entry.inputs()
+    with torch.no_grad():
+        shape = model(*inputs).shape
+    flagged = [f for f in reports[name].findings if f.rule in ("DL001", "DL002")]
+    assert flagged
+    for finding in flagged:
+        assert _is_module(model, finding.node), finding.node
+        assert len(finding.suggestions) == 2, finding
+        for suggestion in finding.suggestions:
+            replacement = eval(suggestion.code, {"nn": torch.nn})
+            patched = copy.deepcopy(model)
+            _swap(patched, finding.node, replacement)
+            patched.eval()
+            with torch.no_grad():
+                new_shape = patched(*inputs).shape
+            where = f"{name}:{finding.node} <- {suggestion.title}"
+            assert new_shape == shape, f"{where}: output {tuple(new_shape)} != {tuple(shape)}"
+            after = deconvlint.check(patched, inputs, config=DEFAULTS)
+            still = [
+                f"{f.node}: {f.rule}"
+                for f in after.findings
+                if f.rule in ("DL001", "DL002")
+                and (f.node == finding.node or f.node.startswith(finding.node + "."))
+            ]
+            assert not still, f"{where}: still reported {still}\n{after}"
+
+
+# --- real library models (optional) --------------------------------------------------------------
+
+
+def _monai() -> Any:
+    return pytest.importorskip(
+        "monai",
+        reason="MONAI is not installed (pip install monai --no-deps; it needs no other torch)",
+    )
+
+
+def _conv_transposes(model: torch.nn.Module) -> list[str]:
+    kinds = (torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
+    return [name for name, module in model.named_modules() if isinstance(module, kinds)]
+
+
+@pytest.mark.optional
+def test_monai_unet_matches_the_zoo_unet() -> None:
+    nets = _monai().networks.nets
+    model = nets.UNet(
+        spatial_dims=3, in_channels=1, out_channels=2, channels=(4, 8, 16), strides=(2, 2)
+    ).eval()
+    inputs = ZOO["unet3d"].inputs()
+    report = deconvlint.check(model, inputs, config=DEFAULTS)
+    zoo = deconvlint.check(ZOO["unet3d"].model(), inputs, config=DEFAULTS)
+    assert _found(report) == _found(zoo), f"MONAI ({report.frontend})\n{report}"
+    assert report.frontend == "fx"
+
+
+@pytest.mark.optional
+def test_monai_unet_with_residual_units() -> None:
+    nets = _monai().networks.nets
+    model = nets.UNet(
+        spatial_dims=2,
+        in_channels=1,
+        out_channels=2,
+        channels=(4, 8, 16),
+        strides=(2, 2),
+        num_res_units=2,
+    ).eval()
+    report = deconvlint.check(model, (torch.randn(1, 1, 32, 32),), config=DEFAULTS)
+    ups = _conv_transposes(model)
+    assert len(ups) == 2
+    for node in ups:
+        finding = _one(report, node, "DL001")
+        assert finding.severity == WARN and finding.metrics["ratio"] == 4
+    assert report.frontend == "fx"
+
+
+@pytest.mark.optional
+def test_monai_basic_unet_is_clean() -> None:
+    nets = _monai().networks.nets
+    model = nets.BasicUNet(
+        spatial_dims=3, in_channels=1, out_channels=2, features=(2, 2, 4, 8, 16, 2)
+    ).eval()
+    report = deconvlint.check(model, (torch.randn(1, 1, 32, 32, 32),), config=DEFAULTS)
+    assert len(_conv_transposes(model)) == 4  # ConvTranspose3d k2 s2: kernel = stride
+    bad = [f for f in report.findings if f.rule in ("DL001", "DL002", "DL003", "DL004")]
+    assert not bad, str(report)
+    assert report.frontend == "export"  # UpCat pads by comparing shapes: fx cannot trace it
