@@ -11,18 +11,25 @@ deconvlint 0.1.0
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from deconvlint import __version__
 from deconvlint.errors import ConfigError, DeconvlintError
 from deconvlint.formatters import FORMATS, Style, format_error_lines, get_formatter
 from deconvlint.report import SEVERITIES, FileResult, Report
 from deconvlint.settings import Settings
+
+if TYPE_CHECKING:
+    from deconvlint.config import Options
+    from deconvlint.targets import ModelSpec
 
 PROG = "deconvlint"
 
@@ -45,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="ONNX files, or folders to search for *.onnx (default: .)",
+        help="model files (ONNX, torch.export .pt2, TorchScript), folders to search for *.onnx, "
+        "or package.module:attribute targets naming a torch model (default: the models listed "
+        "in the configuration, else .)",
     )
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
     parser.add_argument(
@@ -70,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (pyproject.toml or .deconvlint.yaml); "
         "default: the nearest one from the current folder upwards",
     )
+    parser.add_argument(
+        "--input-shape",
+        metavar="N,C,H,W",
+        action="append",
+        type=_input_shape,
+        help="shape of a random example input for torch targets; repeat for several inputs",
+    )
+    parser.add_argument(
+        "--models",
+        action="store_true",
+        help="check the models listed in the configuration (with no PATH: only those)",
+    )
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load pickled torch models (torch.save(model)); unpickling runs arbitrary code",
+    )
     parser.add_argument("--explain", metavar="RULE", help="explain a rule and exit")
     parser.add_argument("--list-rules", action="store_true", help="list all rules and exit")
     parser.add_argument(
@@ -83,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
+
+
+def _input_shape(text: str) -> tuple[int, ...]:
+    from deconvlint.targets import parse_input_shape
+
+    try:
+        return parse_input_shape(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _fail(message: str) -> int:
@@ -101,19 +136,20 @@ def _selectors(flag: str, value: str | None, catalogue: dict) -> tuple[str, ...]
         raise ConfigError(f"{PROG}: error: {flag}: {exc}") from None
 
 
-def resolve_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
-    """Settings from the configuration file and the flags, and any warnings about the file."""
+def resolve_configuration(args: argparse.Namespace) -> tuple[Options, Settings, list[str]]:
+    """The configuration file's options, the settings merged from it and the flags, and any
+    warnings about the file."""
     from deconvlint.catalogue import load_catalogue
     from deconvlint.config import Options, discover_config, load_config, merge
 
     catalogue = load_catalogue()
-    warnings: list[str] = []
+    notes: list[str] = []
     config = Options()
     if args.config is not None:
         config = load_config(args.config, catalogue)
     else:
         found = discover_config()
-        warnings += found.warnings
+        notes += found.warnings
         if found.path is not None:
             config = load_config(found.path, catalogue)
     flags = Options(
@@ -122,16 +158,46 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
         ignore=_selectors("--ignore", args.ignore, catalogue),
         fail_on=args.fail_on,
     )
-    return merge(config, flags, catalogue), warnings
+    return config, merge(config, flags, catalogue), notes
 
 
-def check_one(path: str, settings: Settings, debug: bool = False) -> FileResult:
-    """:func:`deconvlint.engine.check_path`, with any unexpected exception made one line."""
-    from deconvlint.engine import check_path
+def resolve_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
+    """Settings from the configuration file and the flags, and any warnings about the file."""
+    _config, settings, notes = resolve_configuration(args)
+    return settings, notes
+
+
+def _runs_torch(spec: ModelSpec) -> bool:
+    from deconvlint.targets import FileFormat, is_module_target, sniff
+
+    if os.path.exists(spec.target):
+        return sniff(spec.target) is not FileFormat.ONNX
+    return is_module_target(spec.target)
+
+
+def check_one(
+    target: str | ModelSpec, settings: Settings, debug: bool = False, trust_pickle: bool = False
+) -> FileResult:
+    """:func:`deconvlint.engine.check_target`, with any unexpected exception made one line.
+
+    For torch targets, what the model's own code prints goes to stderr (stdout may be JSON)
+    and warnings are hidden unless ``debug``.
+    """
+    from deconvlint.engine import check_target
     from deconvlint.errors import DeconvlintError
+    from deconvlint.targets import ModelSpec
 
+    spec = target if isinstance(target, ModelSpec) else ModelSpec(target)
+    path = spec.target
+    quiet = _runs_torch(spec)
     try:
-        return check_path(path, settings, raise_errors=debug)
+        with contextlib.ExitStack() as stack:
+            if quiet:
+                stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+                stack.enter_context(warnings.catch_warnings())
+                if not debug:
+                    warnings.simplefilter("ignore")
+            return check_target(spec, settings, trust_pickle=trust_pickle, raise_errors=debug)
     except DeconvlintError as exc:  # only with --debug: show where the input was refused
         traceback.print_exc(file=sys.stderr)
         return FileResult(path=path, error=" ".join(str(exc).split()))
@@ -161,6 +227,40 @@ def _explain(rule: str) -> int:
     return 0
 
 
+def _configured_models(args: argparse.Namespace, config: Options) -> tuple[ModelSpec, ...]:
+    """The configuration's models to check: with ``--models``, or when no PATH is given."""
+    if args.models and not config.models:
+        where = f" ({config.source})" if config.source else ""
+        raise ConfigError(
+            f"{PROG}: error: --models: the configuration{where} lists no models "
+            '(add [[tool.deconvlint.models]] with target = "package.module:attribute")'
+        )
+    if not (args.models or not args.paths):
+        return ()
+    shapes = tuple(args.input_shape or ())  # the flag wins over the file, as flags always do
+    return tuple(replace(m, input_shapes=shapes) if shapes else m for m in config.models)
+
+
+def _check_all(
+    args: argparse.Namespace, models: tuple[ModelSpec, ...], settings: Settings
+) -> list[FileResult]:
+    """The results for the command line's paths and targets, then the configured models."""
+    from deconvlint.discovery import collect_targets
+    from deconvlint.targets import ModelSpec
+
+    shapes = tuple(args.input_shape or ())
+    results = []
+    for target in collect_targets(args.paths or ([] if models else ["."])):
+        if target.error is not None:
+            results.append(FileResult(path=target.display, error=target.error))
+        else:
+            spec = ModelSpec(target.display, input_shapes=shapes)
+            results.append(check_one(spec, settings, args.debug, args.trust_pickle))
+    for spec in models:
+        results.append(check_one(spec, settings, args.debug, args.trust_pickle))
+    return results
+
+
 def _use_color() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -179,25 +279,17 @@ def run(args: argparse.Namespace) -> int:
         _write(sys.stdout, formatter.format_rules(load_catalogue()))
         return 0
 
-    from deconvlint.discovery import collect_targets
-
     try:
-        settings, warnings = resolve_settings(args)
+        config, settings, notes = resolve_configuration(args)
+        models = _configured_models(args, config)
     except ConfigError as exc:
         if args.debug:
             traceback.print_exc(file=sys.stderr)
         return _fail(" ".join(str(exc).split()))
     if not args.quiet:
-        for warning in warnings:
-            print(warning, file=sys.stderr)
-
-    results = []
-    for target in collect_targets(args.paths or ["."]):
-        if target.error is not None:
-            results.append(FileResult(path=target.display, error=target.error))
-        else:
-            results.append(check_one(target.display, settings, args.debug))
-    report = Report(results=results)
+        for note in notes:
+            print(note, file=sys.stderr)
+    report = Report(results=_check_all(args, models, settings))
 
     style = Style(color=_use_color(), summary=not args.quiet)
     render = formatter.format_statistics if args.statistics else formatter.format_report

@@ -24,23 +24,25 @@ file, the key and, where it can be found, the line::
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from deconvlint.catalogue import RuleDoc, load_catalogue
+from deconvlint.config_lines import KeyPath, key_name, parse_toml, parse_yaml, toml_lines
 from deconvlint.errors import ConfigError
 from deconvlint.report import SEVERITIES
 from deconvlint.settings import Settings
+from deconvlint.targets import ModelSpec, is_module_target, shapes_from_config
 
 YAML_NAME = ".deconvlint.yaml"
 PYPROJECT_NAME = "pyproject.toml"
 TOML_TABLE = ("tool", "deconvlint")
 
 _LIST_KEYS = ("select", "extend-select", "ignore")
-_KNOWN_KEYS = (*_LIST_KEYS, "fail-on", "per-node-ignores")
+_KNOWN_KEYS = (*_LIST_KEYS, "fail-on", "per-node-ignores", "models")
+_MODEL_KEYS = ("target", "kwargs", "input-shape")
 
 # Option types of the catalogue -> the Python types a config value may have (bool is not a number).
 _OPTION_TYPES: dict[str, tuple[type, ...]] = {
@@ -64,6 +66,7 @@ class Options:
     fail_on: str | None = None
     per_node_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: tuple[ModelSpec, ...] = ()  # torch models to check when no path is given
     source: str | None = None  # the file these came from, for messages
 
 
@@ -79,7 +82,7 @@ class Discovered:
 
 
 def _has_tool_table(pyproject: Path) -> bool:
-    data = _parse_toml(pyproject.read_text(encoding="utf-8"), display_path(pyproject))
+    data = parse_toml(pyproject.read_text(encoding="utf-8"), display_path(pyproject))
     return isinstance(data.get("tool"), dict) and "deconvlint" in data["tool"]
 
 
@@ -120,96 +123,23 @@ def display_path(path: Path) -> str:
 # --- reading the file -----------------------------------------------------------------------
 
 
-def _parse_toml(text: str, shown: str) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on Python < 3.11 only
-        import tomli as tomllib
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        match = re.search(r"\(at line (\d+), column \d+\)", message)
-        cause = re.sub(r"\s*\(at line \d+, column \d+\)", "", message) or "parse error"
-        where = f"{shown}:{match.group(1)}" if match else shown
-        raise ConfigError(f"{where}: error: invalid TOML: {cause}") from exc
-
-
-def _yaml_lines(node: Any, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
-    """Record the 1-based line of every mapping key, by its path of keys."""
-    import yaml
-
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = (*prefix, str(key_node.value))
-            out.setdefault(path, key_node.start_mark.line + 1)
-            _yaml_lines(value_node, path, out)
-
-
-def _parse_yaml(text: str, shown: str) -> tuple[Any, dict[tuple[str, ...], int]]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}" if mark is not None else shown
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}: error: invalid YAML: {problem}") from exc
-    lines: dict[tuple[str, ...], int] = {}
-    _yaml_lines(node, (), lines)
-    return data, lines
-
-
-_TOML_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_TOML_KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
-
-
-def _toml_dotted(text: str) -> tuple[str, ...]:
-    parts = re.findall(r""""[^"]*"|'[^']*'|[^.\s]+""", text)
-    return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
-
-
-def _toml_lines(text: str, table: tuple[str, ...]) -> dict[tuple[str, ...], int]:
-    """Best-effort 1-based lines of the keys below ``table`` (tomllib gives no positions)."""
-    lines: dict[tuple[str, ...], int] = {}
-    current: tuple[str, ...] = ()
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = _TOML_HEADER.match(line)
-        if header:
-            current = _toml_dotted(header.group(1))
-            if current[: len(table)] == table and len(current) > len(table):
-                lines.setdefault(current[len(table) :], number)
-            continue
-        key = _TOML_KEY.match(line)
-        if key and current[: len(table)] == table:
-            path = current[len(table) :] + _toml_dotted(key.group(1))
-            lines.setdefault(path, number)
-    return lines
-
-
 @dataclass
 class _Source:
     """One configuration file being checked: where messages point and how keys are spelt."""
 
     shown: str
     prefix: tuple[str, ...]  # ("tool", "deconvlint") in a pyproject, () in YAML
-    lines: dict[tuple[str, ...], int]
+    lines: dict[KeyPath, int]
 
-    def fail(self, path: tuple[str, ...], problem: str) -> ConfigError:
+    def fail(self, path: KeyPath, problem: str) -> ConfigError:
         line = None
         for depth in range(len(path), 0, -1):  # the key itself, else its nearest parent
             line = self.lines.get(path[:depth])
             if line is not None:
                 break
         where = f"{self.shown}:{line}" if line is not None else self.shown
-        key = _key_name(self.prefix + path) or "top level"
+        key = key_name(self.prefix + path) or "top level"
         return ConfigError(f"{where}: error: {key}: {problem}")
-
-
-def _key_name(path: tuple[str, ...]) -> str:
-    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else f'"{p}"' for p in path)
 
 
 def _type_name(value: Any) -> str:
@@ -264,6 +194,52 @@ def _check_options(source: _Source, rule: RuleDoc, values: Any) -> dict[str, Any
     return checked
 
 
+def _check_model(source: _Source, path: KeyPath, entry: Any) -> ModelSpec:
+    if not isinstance(entry, dict):
+        raise source.fail(
+            path, f"expected a table with {', '.join(_MODEL_KEYS)}, got {_type_name(entry)}"
+        )
+    checked: dict[str, Any] = {}
+    for key, value in entry.items():
+        name = str(key).replace("_", "-")
+        where = (*path, str(key))
+        if name == "target":
+            if not isinstance(value, str) or not is_module_target(value.strip()):
+                raise source.fail(
+                    where,
+                    "expected a string 'package.module:attribute' naming a torch.nn.Module "
+                    f"class, a function returning one or an instance, got {_type_name(value)} "
+                    f"{value!r}",
+                )
+            checked["target"] = value.strip()
+        elif name == "kwargs":
+            if not isinstance(value, dict):
+                raise source.fail(
+                    where, f"expected a table of keyword arguments, got {_type_name(value)}"
+                )
+            checked["kwargs"] = {str(k): v for k, v in value.items()}
+        elif name == "input-shape":
+            try:
+                checked["input_shapes"] = shapes_from_config(value)
+            except ValueError as exc:
+                raise source.fail(where, str(exc)) from None
+        else:
+            raise source.fail(where, f"unknown key (known: {', '.join(_MODEL_KEYS)})")
+    if "target" not in checked:
+        raise source.fail(path, "missing key 'target' ('package.module:attribute')")
+    return ModelSpec(**checked)
+
+
+def _check_models(source: _Source, value: Any) -> tuple[ModelSpec, ...]:
+    if not isinstance(value, list):
+        raise source.fail(
+            ("models",),
+            "expected a list of tables ([[tool.deconvlint.models]] in TOML, a list in YAML), "
+            f"got {_type_name(value)}",
+        )
+    return tuple(_check_model(source, ("models", i), entry) for i, entry in enumerate(value))
+
+
 def _check(data: Any, source: _Source, catalogue: Mapping[str, RuleDoc]) -> Options:
     if data is None:
         data = {}
@@ -273,6 +249,7 @@ def _check(data: Any, source: _Source, catalogue: Mapping[str, RuleDoc]) -> Opti
     fail_on: str | None = None
     per_node: dict[str, tuple[str, ...]] = {}
     rule_options: dict[str, dict[str, Any]] = {}
+    models: tuple[ModelSpec, ...] = ()
     for key, value in data.items():
         key = str(key)
         if key in _LIST_KEYS:
@@ -296,6 +273,8 @@ def _check(data: Any, source: _Source, catalogue: Mapping[str, RuleDoc]) -> Opti
                     per_node[str(pattern)] = parse_selectors(rules, catalogue)
                 except ValueError as exc:
                     raise source.fail((key, str(pattern)), str(exc)) from None
+        elif key == "models":
+            models = _check_models(source, value)
         elif key in catalogue:
             rule_options[key] = _check_options(source, catalogue[key], value)
         else:
@@ -312,6 +291,7 @@ def _check(data: Any, source: _Source, catalogue: Mapping[str, RuleDoc]) -> Opti
         fail_on=fail_on,
         per_node_ignores=per_node,
         rule_options=rule_options,
+        models=models,
         source=source.shown,
     )
 
@@ -331,17 +311,17 @@ def parse_config_text(
     catalogue = load_catalogue() if catalogue is None else catalogue
     kind = kind or ("toml" if shown.endswith(".toml") else "yaml")
     if kind == "yaml":
-        data, lines = _parse_yaml(text, shown)
+        data, lines = parse_yaml(text, shown)
         return _check(data, _Source(shown, (), lines), catalogue)
-    document = _parse_toml(text, shown)
+    document = parse_toml(text, shown)
     tool = document.get("tool")
     if isinstance(tool, dict) and "deconvlint" in tool:
         return _check(
-            tool["deconvlint"], _Source(shown, TOML_TABLE, _toml_lines(text, TOML_TABLE)), catalogue
+            tool["deconvlint"], _Source(shown, TOML_TABLE, toml_lines(text, TOML_TABLE)), catalogue
         )
     if Path(shown).name == PYPROJECT_NAME:
         raise ConfigError(f"{shown}: error: tool.deconvlint: no [tool.deconvlint] table")
-    return _check(document, _Source(shown, (), _toml_lines(text, ())), catalogue)
+    return _check(document, _Source(shown, (), toml_lines(text, ())), catalogue)
 
 
 def load_config(path: Path, catalogue: Mapping[str, RuleDoc] | None = None) -> Options:
@@ -355,7 +335,10 @@ def load_config(path: Path, catalogue: Mapping[str, RuleDoc] | None = None) -> O
         cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"{shown}: error: cannot read configuration: {cause}") from None
     kind = "toml" if path.suffix == ".toml" else "yaml"
-    return parse_config_text(text, shown, kind=kind, catalogue=catalogue)
+    options = parse_config_text(text, shown, kind=kind, catalogue=catalogue)
+    # Listed models import from the configuration's folder too, wherever deconvlint runs.
+    folder = str(path.resolve().parent)
+    return replace(options, models=tuple(replace(m, import_dir=folder) for m in options.models))
 
 
 # --- merging ----------------------------------------------------------------------------------

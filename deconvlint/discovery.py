@@ -1,10 +1,13 @@
-"""Turn the command line's paths into the list of model files to check.
+"""Turn the command line's paths into the list of model files and module targets to check.
 
-A file is checked whatever its name (a text file then fails to load, with a clear error).  A folder
-stands for every ``*.onnx`` below it, sorted; hidden folders (``.git``, ``.venv``) and virtual
+A file is checked whatever its name (its content says whether it is ONNX, a torch export, a
+TorchScript archive or a pickle; a text file fails to load, with a clear error).  A folder stands
+for every ``*.onnx`` below it, sorted; hidden folders (``.git``, ``.venv``) and virtual
 environments are not entered, since they hold other people's models (the onnx package alone ships
-thousands of test models).  A path that does not exist, or a folder that holds no model, is an
-error: CI must never pass because it checked nothing.
+thousands of test models).  A name that is not an existing path but has the form
+``package.module:attribute`` is a module target (an existing path of that spelling wins).  A path
+that does not exist, or a folder that holds no model, is an error: CI must never pass because it
+checked nothing.
 
 >>> import tempfile, pathlib
 >>> root = pathlib.Path(tempfile.mkdtemp())
@@ -16,6 +19,8 @@ error: CI must never pass because it checked nothing.
 True
 >>> collect_targets([str(root / "missing.onnx")])[0].error
 'no such file or folder'
+>>> collect_targets(["pkg.models:Generator"])[0].module
+True
 """
 
 from __future__ import annotations
@@ -24,7 +29,11 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from deconvlint.targets import is_module_target
+
 MODEL_SUFFIX = ".onnx"
+# A missing "x:y.onnx" is a missing file, not the attribute "y.onnx" of a module "x".
+_FILE_SUFFIXES = (MODEL_SUFFIX, ".pt2", ".pt", ".pth", ".pkl", ".ts")
 _SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules", "site-packages"})
 
 
@@ -32,8 +41,9 @@ _SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules", "site-packages"})
 class Target:
     """One input to check: a model file, or a command-line path that is already an error."""
 
-    display: str  # the path as the user will see it in the output
+    display: str  # the path (or module target) as the user will see it in the output
     error: str | None = None
+    module: bool = False  # a ``package.module:attribute`` target, not a file
 
 
 def _enter(folder: str, name: str) -> bool:
@@ -61,8 +71,12 @@ def _targets_for(path: str) -> Iterator[Target]:
             yield Target(os.path.normpath(model))
     elif os.path.exists(path):
         yield Target(path)
-    else:
+    elif path.endswith(_FILE_SUFFIXES) or ":" not in path:
         yield Target(path, error="no such file or folder")
+    elif is_module_target(path):
+        yield Target(path, module=True)
+    else:
+        yield Target(path, error="no such file or folder, nor a package.module:attribute target")
 
 
 def collect_targets(paths: Iterable[str]) -> list[Target]:
@@ -71,7 +85,8 @@ def collect_targets(paths: Iterable[str]) -> list[Target]:
     targets: list[Target] = []
     for path in paths:
         for target in _targets_for(path):
-            key = os.path.realpath(target.display) if target.error is None else target.display
+            is_file = target.error is None and not target.module
+            key = os.path.realpath(target.display) if is_file else target.display
             if key not in seen:
                 seen.add(key)
                 targets.append(target)

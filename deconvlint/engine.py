@@ -11,11 +11,15 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from deconvlint.errors import DeconvlintError
 from deconvlint.ir import Graph
 from deconvlint.report import FileResult, Finding
 from deconvlint.settings import Settings
+
+if TYPE_CHECKING:
+    from deconvlint.targets import ModelSpec
 
 
 def check_graph(graph: Graph, settings: Settings | None = None) -> list[Finding]:
@@ -44,3 +48,35 @@ def check_path(
             raise
         return FileResult(path=shown, error=" ".join(str(exc).split()))
     return FileResult(path=shown, findings=findings)
+
+
+def check_target(
+    target: str | os.PathLike | ModelSpec,
+    settings: Settings | None = None,
+    *,
+    trust_pickle: bool = False,
+    timeout: float | None = None,
+    raise_errors: bool = False,
+) -> FileResult:
+    """Check a module target (``"pkg.models:Generator"``) or a model file of any kind.
+
+    A file is recognised by its content (:func:`deconvlint.targets.sniff`): ONNX goes to the
+    ONNX front end exactly as :func:`check_path` does, a ``.pt2`` to ``torch.export.load``, a
+    TorchScript archive through torch's TorchScript exporter, a pickle only with
+    ``trust_pickle``.  A :class:`~deconvlint.targets.ModelSpec` carries the ``kwargs`` and the
+    example input shapes; ``FileResult.path`` is the target as given.
+
+    >>> print(check_target("no_such_package.models:Generator").error)
+    cannot import no_such_package.models: ModuleNotFoundError: No module named 'no_such_package'
+    """
+    from deconvlint.targets import ModelSpec, load_target_graph
+
+    spec = target if isinstance(target, ModelSpec) else ModelSpec(os.fspath(target))
+    try:
+        graph = load_target_graph(spec, trust_pickle=trust_pickle, timeout=timeout)
+        findings = check_graph(graph, settings)
+    except DeconvlintError as exc:
+        if raise_errors:
+            raise
+        return FileResult(path=spec.target, error=" ".join(str(exc).split()))
+    return FileResult(path=spec.target, findings=findings)

@@ -238,3 +238,117 @@ def test_flag_fail_on_wins_and_options_merge() -> None:
     assert not settings.is_ignored_for_node("DL001", "down1")
     assert settings.option("DL004", "max-cv", 0.0) == 0.5
     assert merge(config, Options()).fail_on == "error"
+
+
+# --- models listed for checking (torch targets) ----------------------------------------------
+
+
+def test_models_in_toml_and_yaml() -> None:
+    from_toml = toml(
+        "[tool.deconvlint]\nignore = []\n\n"
+        '[[tool.deconvlint.models]]\ntarget = "pkg.models:Generator"\n'
+        "input-shape = [1, 3, 64, 64]\n\n[tool.deconvlint.models.kwargs]\nchannels = 8\n\n"
+        '[[tool.deconvlint.models]]\ntarget = "pkg.models:two_inputs"\n'
+        "input-shape = [[1, 3, 8, 8], [1, 10]]\n"
+    )
+    from_yaml = yaml(
+        "models:\n  - target: pkg.models:Generator\n    kwargs: {channels: 8}\n"
+        "    input-shape: [1, 3, 64, 64]\n"
+        "  - {target: pkg.models:two_inputs, input-shape: [[1, 3, 8, 8], [1, 10]]}\n"
+    )
+    for options in (from_toml, from_yaml):
+        first, second = options.models
+        assert (first.target, dict(first.kwargs), first.input_shapes) == (
+            "pkg.models:Generator",
+            {"channels": 8},
+            ((1, 3, 64, 64),),
+        )
+        assert (second.target, dict(second.kwargs), second.input_shapes) == (
+            "pkg.models:two_inputs",
+            {},
+            ((1, 3, 8, 8), (1, 10)),
+        )
+
+
+def test_listed_models_import_from_the_configuration_folder(tmp_path: Path) -> None:
+    (tmp_path / ".deconvlint.yaml").write_text("models: [{target: 'pkg.models:Generator'}]\n")
+    (model,) = load_config(tmp_path / ".deconvlint.yaml").models
+    assert model.import_dir == str(tmp_path.resolve())
+    assert model.input_shapes == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[tool.deconvlint]\nmodels = "pkg.models:Generator"\n',
+            "pyproject.toml:2: error: tool.deconvlint.models: expected a list of tables",
+        ),
+        (
+            "[[tool.deconvlint.models]]\ntarget = 3\n",
+            "pyproject.toml:2: error: tool.deconvlint.models[0].target: expected a string "
+            "'package.module:attribute'",
+        ),
+        (
+            '[[tool.deconvlint.models]]\ntarget = "pkg/models.py"\n',
+            "pyproject.toml:2: error: tool.deconvlint.models[0].target: expected a string",
+        ),
+        (
+            "[[tool.deconvlint.models]]\ninput-shape = [1, 3, 8, 8]\n",
+            "pyproject.toml:1: error: tool.deconvlint.models[0]: missing key 'target'",
+        ),
+        (
+            '[[tool.deconvlint.models]]\ntarget = "a:B"\n\n[[tool.deconvlint.models]]\n'
+            'target = "c:D"\ninputs = [1, 3]\n',
+            "pyproject.toml:6: error: tool.deconvlint.models[1].inputs: unknown key "
+            "(known: target, kwargs, input-shape)",
+        ),
+        (
+            '[[tool.deconvlint.models]]\ntarget = "a:B"\ninput-shape = [1, 0, 8]\n',
+            "pyproject.toml:3: error: tool.deconvlint.models[0].input-shape: expected a list of "
+            "positive integers",
+        ),
+        (
+            '[[tool.deconvlint.models]]\ntarget = "a:B"\ninput-shape = "1,3,8,8"\n',
+            "pyproject.toml:3: error: tool.deconvlint.models[0].input-shape: expected a list",
+        ),
+        (
+            '[[tool.deconvlint.models]]\ntarget = "a:B"\nkwargs = [1]\n',
+            "pyproject.toml:3: error: tool.deconvlint.models[0].kwargs: expected a table of "
+            "keyword arguments, got list",
+        ),
+        (
+            "[tool.deconvlint]\nmodels = [3]\n",
+            "pyproject.toml:2: error: tool.deconvlint.models[0]: expected a table with target",
+        ),
+    ],
+)
+def test_models_errors_in_toml(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        toml(text)
+    assert str(info.value).startswith(message), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "models:\n  - target: pkg.models:Generator\n    input-shape: [1, -3]\n",
+            ".deconvlint.yaml:3: error: models[0].input-shape: expected a list of positive",
+        ),
+        (
+            "models:\n  - target: a:B\n  - kwargs: {x: 1}\n",
+            ".deconvlint.yaml:3: error: models[1]: missing key 'target'",
+        ),
+        (
+            "models:\n  - target: a:B\n    input-shape: [1, true]\n",
+            ".deconvlint.yaml:3: error: models[0].input-shape: expected a list",
+        ),
+        ("models: {target: a:B}\n", ".deconvlint.yaml:1: error: models: expected a list"),
+    ],
+)
+def test_models_errors_in_yaml(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        yaml(text)
+    assert str(info.value).startswith(message), str(info.value)
