@@ -227,13 +227,18 @@ def test_sequential_names(reports: dict[str, Report]) -> None:
 # --- the same findings from the ONNX export ---------------------------------------------------------
 
 
-def _onnx_export(entry: ZooEntry) -> Any:
+def _onnx_export(entry: ZooEntry, exporter: str) -> Any:
+    """The model's ONNX export: ``torchscript`` (``dynamo=False``) or ``dynamo`` (the default)."""
     onnx = pytest.importorskip("onnx")
-    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
-        torch.onnx.export(entry.model(), entry.inputs(), buffer, dynamo=False)
-    return onnx.load_from_string(buffer.getvalue())
+        if exporter == "torchscript":
+            buffer = io.BytesIO()
+            torch.onnx.export(entry.model(), entry.inputs(), buffer, dynamo=False)
+            return onnx.load_from_string(buffer.getvalue())
+        pytest.importorskip("onnxscript", reason="torch's default ONNX exporter needs onnxscript")
+        program = torch.onnx.export(entry.model(), entry.inputs(), dynamo=True, verbose=False)
+        return program.model_proto
 
 
 def _signature(finding: Finding) -> tuple:
@@ -250,25 +255,24 @@ def _signature(finding: Finding) -> tuple:
     return finding.rule, finding.severity, metrics, suggestions
 
 
-# The ONNX front end cannot fold the pads the TorchScript exporter computes for
-# nn.ReflectionPad2d and F.pad (Constant -> ConstantOfShape -> Concat -> Reshape -> Slice ->
-# Transpose -> Cast): onnx_fold has no Transpose, so that Pad becomes a barrier.
-_PAD_CHAIN = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ONNX front end: the exporter's Pad chain goes through Transpose, which onnx_fold "
-    "cannot fold, so Pad is a barrier (CycleGAN loses DL004; StyleGAN2's blur is not seen)",
-)
+# The TorchScript exporter computes the pads of nn.ReflectionPad2d and F.pad with Constant ->
+# ConstantOfShape -> Concat -> Reshape -> Slice -> Transpose -> Reshape -> Cast (CycleGAN,
+# StyleGAN2's blur); the default (dynamo) exporter writes them as an initializer.  torch.export,
+# which the default exporter runs first, refuses gated_decoder's data-dependent branch.
 ONNX_CASES = [
-    pytest.param(name, marks=_PAD_CHAIN) if name in ("cyclegan_resnet", "stylegan2_up") else name
-    for name in ZOO
+    *[pytest.param(name, "torchscript", id=f"{name}-torchscript") for name in ZOO],
+    *[
+        pytest.param(name, "dynamo", id=f"{name}-dynamo", marks=pytest.mark.slow)
+        for name in ZOO
+        if name != "gated_decoder"
+    ],
 ]
 
 
-@pytest.mark.parametrize("name", ONNX_CASES)
-def test_same_findings_as_onnx_export(name: str, reports: dict[str, Report]) -> None:
+@pytest.mark.parametrize(("name", "exporter"), ONNX_CASES)
+def test_same_findings_as_onnx_export(name: str, exporter: str, reports: dict[str, Report]) -> None:
     by_torch = reports[name]
-    by_onnx = deconvlint.check(_onnx_export(ZOO[name]), config=DEFAULTS)
+    by_onnx = deconvlint.check(_onnx_export(ZOO[name], exporter), config=DEFAULTS)
     assert by_onnx.frontend == "onnx"
     torch_side = [_signature(f) for f in by_torch.findings]
     onnx_side = [_signature(f) for f in by_onnx.findings]

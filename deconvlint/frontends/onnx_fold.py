@@ -1,7 +1,9 @@
 """A small constant folder for the shape arithmetic that exporters write into ONNX graphs.
 
 ``torch.onnx`` exports ``F.interpolate(x, scale_factor=2)`` as ``Shape -> Gather -> Cast -> Mul ->
-Floor -> Cast -> Concat -> Resize(sizes)``.  The folder evaluates such chains from the static shapes
+Floor -> Cast -> Concat -> Resize(sizes)``, and the pads of ``F.pad`` / ``nn.ReflectionPad2d`` as
+``Concat(pads, ConstantOfShape) -> Reshape -> Slice(step -1) -> Transpose -> Reshape -> Cast ->
+Pad``.  The folder evaluates such chains from the static shapes
 that shape inference found.  A value may be *partly* known: each element is a number or a symbol
 (the name of a symbolic dim, so that ``sizes[0]`` read from ``Shape(x)[0]`` is known to equal the
 batch dim of ``x`` even when that dim is ``"N"``).  Arithmetic on a symbol gives an anonymous
@@ -278,6 +280,18 @@ def _reshape(inputs, attrs, opset):
         return None
     shape = reshape_target(inputs[0].value.shape, target, attrs.get("allowzero", 0))
     return [_move(lambda a: a.reshape(shape), inputs[0])]
+
+
+@_folder("Transpose")
+def _transpose(inputs, attrs, opset):
+    data = inputs[0] if inputs else None
+    if data is None:
+        return None
+    rank = data.value.ndim
+    perm = list(attrs.get("perm", range(rank)[::-1]))  # out.shape[i] = in.shape[perm[i]]
+    if sorted(perm) != list(range(rank)):
+        return None
+    return [_move(lambda a: np.transpose(a, perm), data)]
 
 
 @_folder("ConstantOfShape")
