@@ -354,7 +354,13 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(a / b).astype(np.result_type(a, b))
 
 
-_BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _div}
+_BINARY = {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": _div,
+    "Equal": np.equal,  # the exporter's Expand(shape) guard: Where(Equal(shape, -1), 1, shape)
+}
 _UNARY = {
     "Floor": np.floor,
     "Ceil": np.ceil,
@@ -362,6 +368,25 @@ _UNARY = {
     "Neg": np.negative,
     "Abs": np.abs,
 }
+
+
+@_folder("Where")
+def _where(inputs, attrs, opset):
+    # out = X where condition else Y; an unknown condition element gives an unknown
+    if len(inputs) != 3 or any(i is None for i in inputs):
+        return None
+    condition, x, y = inputs
+    shape = np.broadcast_shapes(*[i.value.shape for i in inputs])
+    if not _fits(shape):
+        return None
+    chosen = np.broadcast_to(condition.value.astype(bool), shape)
+    picked = _move(lambda a, b: np.where(chosen, a, b), x, y)
+    unknown = np.broadcast_to(np.not_equal(condition.symbols, None), shape)
+    if not unknown.any():
+        return [picked]
+    value, symbols = picked.value.copy(), picked.symbols.copy()
+    value[unknown], symbols[unknown] = 1, ""
+    return [Folded(value, symbols)]
 
 
 def _binary_folder(op_type: str) -> FoldFn:

@@ -75,6 +75,14 @@ def test_arithmetic_on_a_symbol_is_anonymous() -> None:
             np.arange(24).reshape(2, 3, 4).transpose(2, 0, 1).reshape(-1),
         ),
         ("Transpose", [known([7, 8])], {"perm": [0]}, 19, [7, 8]),
+        ("Equal", [known([4, -1, 3]), known([-1])], {}, 19, [False, True, False]),
+        (
+            "Where",
+            [known([True, False, True], bool), known([1]), known([4, 5, 6])],
+            {},
+            19,
+            [1, 5, 1],
+        ),
         ("Constant", [], {"value_ints": [4, 5]}, 19, [4, 5]),
     ],
 )
@@ -89,6 +97,16 @@ def test_transpose_moves_symbols_with_their_elements() -> None:
     (columns,) = fold("Transpose", [rows], {"perm": [1, 0]}, 19)
     assert columns.value.shape == (2, 2)
     assert columns.dims() == ["N", 4, 3, "?x:3"]
+
+
+def test_where_takes_symbols_from_the_chosen_side_and_hides_an_unknown_condition() -> None:
+    shape = Folded.from_dims(("N", 3, None), "?x:")
+    (picked,) = fold("Where", [known([True, False, True], bool), shape, known([7])], {}, 19)
+    assert picked.dims() == ["N", 7, "?x:2"]
+    (is_minus_one,) = fold("Equal", [shape, known([-1])], {}, 19)
+    assert is_minus_one.dims() == ["", False, ""]
+    (guarded,) = fold("Where", [is_minus_one, known([1]), shape], {}, 19)
+    assert guarded.dims() == ["", 3, ""]
 
 
 @pytest.mark.parametrize("perm", [[0, 0], [0, 2], [1], [0, 1, 2]])
@@ -231,3 +249,31 @@ def test_torch_exported_pads_are_shifts(module: str, shape, begins) -> None:
     (node,) = graph.nodes
     assert node.kind == Kind.SHIFT, node.notes
     assert [axis.offset for axis in node.shift] == [-b for b in begins]
+
+
+def test_depthwise_weight_expanded_by_the_exporter_is_a_fixed_filter() -> None:
+    """A (1, 1, k, k) blur buffer expanded in forward: Expand(k, Where(Equal(shape, -1), ...))."""
+    taps = np.outer([1, 2, 1], [1, 2, 1]) / 16
+
+    def const(name: str, values) -> object:
+        return helper.make_node("Constant", [], [name], value=tensor(name, values, np.int64))
+
+    nodes = [
+        const("rank", [4]),
+        helper.make_node("ConstantOfShape", ["rank"], ["ones"], value=tensor("o", [1], np.int64)),
+        const("minus_one", [-1]),
+        helper.make_node("Mul", ["ones", "minus_one"], ["minus_ones"]),
+        const("target", [4, 1, 3, 3]),
+        helper.make_node("Equal", ["target", "minus_ones"], ["keep"]),
+        helper.make_node("Where", ["keep", "ones", "target"], ["shape"]),
+        helper.make_node("Expand", ["k", "shape"], ["w"]),
+        helper.make_node("Conv", ["x", "w"], ["y"], name="blur", group=4, pads=[1, 1, 1, 1]),
+    ]
+    model = make_model(
+        nodes,
+        [value_info("x", [1, 4, 8, 8])],
+        [value_info("y", None)],
+        [tensor("k", taps[None, None])],
+    )
+    (blur,) = graph_from_model(model).nodes
+    np.testing.assert_allclose(blur.fixed_kernel, taps)
