@@ -279,6 +279,65 @@ def test_same_findings_as_onnx_export(name: str, exporter: str, reports: dict[st
     assert torch_side == onnx_side, f"{name}: torch front end\n{by_torch}\n\nONNX export\n{by_onnx}"
 
 
+# --- a depthwise fixed filter is recognised by its values on both paths -------------------------
+
+
+class _FilteredUp(torch.nn.Module):
+    """ConvT k3 s2 (phases [2, 1]) then a depthwise [1, 2, 1] blur, held as ``how`` says.
+
+    The blur makes the pattern uniform (DL001 info); a learnable all-ones 3x3 would not (DL001
+    warning and DL004).  ONNX cannot tell a trained initializer from a buffer, so both front ends
+    decide by the values: equal on every channel is a fixed filter, trainable or not.
+    """
+
+    def __init__(self, how: str, channels: int = 4) -> None:
+        super().__init__()
+        self.how, self.channels = how, channels
+        self.up = torch.nn.ConvTranspose2d(channels, channels, 3, stride=2)
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        blur = torch.outer(taps, taps) / 16
+        if how == "buffer":
+            self.register_buffer("kernel", blur.expand(channels, 1, 3, 3).clone())
+        elif how == "buffer_expanded_in_forward":
+            self.register_buffer("kernel", blur[None, None].clone())
+        elif how == "frozen_parameter":
+            self.kernel = torch.nn.Parameter(blur.expand(channels, 1, 3, 3).clone(), False)
+        elif how == "trainable_parameter":  # initialised to the blur
+            self.kernel = torch.nn.Parameter(blur.expand(channels, 1, 3, 3).clone())
+        elif how == "trainable_shared":
+            self.kernel = torch.nn.Parameter(blur[None, None].clone())
+        elif how == "trainable_per_channel":  # kaiming init: not equal across channels
+            self.kernel = torch.nn.Conv2d(channels, channels, 3, groups=channels).weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = self.kernel.expand(self.channels, 1, 3, 3)
+        return torch.nn.functional.conv2d(self.up(x), kernel, padding=1, groups=self.channels)
+
+
+FILTERS = {
+    "buffer": _v(f"DL001:{INFO}"),
+    "buffer_expanded_in_forward": _v(f"DL001:{INFO}"),
+    "frozen_parameter": _v(f"DL001:{INFO}"),
+    "trainable_parameter": _v(f"DL001:{INFO}"),
+    "trainable_shared": _v(f"DL001:{INFO}"),
+    "trainable_per_channel": _v(f"DL001:{WARN}", f"DL004:{WARN}"),
+}
+
+
+@pytest.mark.parametrize(
+    "exporter", ["torchscript", pytest.param("dynamo", marks=pytest.mark.slow)]
+)
+@pytest.mark.parametrize("how", list(FILTERS))
+def test_depthwise_filters_agree_with_the_onnx_export(how: str, exporter: str) -> None:
+    entry = ZooEntry(how, lambda: _FilteredUp(how), ((1, 4, 8, 8),))
+    by_torch = deconvlint.check(entry.model(), entry.inputs(), config=DEFAULTS)
+    assert tuple(sorted(f"{f.rule}:{f.severity}" for f in by_torch.findings)) == FILTERS[how]
+    by_onnx = deconvlint.check(_onnx_export(entry, exporter), config=DEFAULTS)
+    torch_side = [_signature(f) for f in by_torch.findings]
+    onnx_side = [_signature(f) for f in by_onnx.findings]
+    assert torch_side == onnx_side, f"{how}: torch front end\n{by_torch}\n\nONNX export\n{by_onnx}"
+
+
 # --- suggestions become code ---------------------------------------------------------------------
 
 
