@@ -242,8 +242,11 @@ def _onnx_export(entry: ZooEntry, exporter: str) -> Any:
 
 
 def _signature(finding: Finding) -> tuple:
-    """A finding without node and value names (which differ between the two readers)."""
+    """A finding without node and value names (which differ between the two readers): how many
+    nodes it names, and whether it names an output, stay."""
     metrics = {k: v for k, v in finding.metrics.items() if k not in ("nodes", "output")}
+    metrics["nodes"] = len(finding.metrics.get("nodes", ()))
+    metrics["output"] = "output" in finding.metrics
     suggestions = [
         (
             s.title,
