@@ -227,18 +227,26 @@ def test_sequential_names(reports: dict[str, Report]) -> None:
 # --- the same findings from the ONNX export ---------------------------------------------------------
 
 
-def _onnx_export(entry: ZooEntry) -> Any:
+def _onnx_export(entry: ZooEntry, exporter: str) -> Any:
+    """The model's ONNX export: ``torchscript`` (``dynamo=False``) or ``dynamo`` (the default)."""
     onnx = pytest.importorskip("onnx")
-    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
-        torch.onnx.export(entry.model(), entry.inputs(), buffer, dynamo=False)
-    return onnx.load_from_string(buffer.getvalue())
+        if exporter == "torchscript":
+            buffer = io.BytesIO()
+            torch.onnx.export(entry.model(), entry.inputs(), buffer, dynamo=False)
+            return onnx.load_from_string(buffer.getvalue())
+        pytest.importorskip("onnxscript", reason="torch's default ONNX exporter needs onnxscript")
+        program = torch.onnx.export(entry.model(), entry.inputs(), dynamo=True, verbose=False)
+        return program.model_proto
 
 
 def _signature(finding: Finding) -> tuple:
-    """A finding without node and value names (which differ between the two readers)."""
+    """A finding without node and value names (which differ between the two readers): how many
+    nodes it names, and whether it names an output, stay."""
     metrics = {k: v for k, v in finding.metrics.items() if k not in ("nodes", "output")}
+    metrics["nodes"] = len(finding.metrics.get("nodes", ()))
+    metrics["output"] = "output" in finding.metrics
     suggestions = [
         (
             s.title,
@@ -250,29 +258,87 @@ def _signature(finding: Finding) -> tuple:
     return finding.rule, finding.severity, metrics, suggestions
 
 
-# The ONNX front end cannot fold the pads the TorchScript exporter computes for
-# nn.ReflectionPad2d and F.pad (Constant -> ConstantOfShape -> Concat -> Reshape -> Slice ->
-# Transpose -> Cast): onnx_fold has no Transpose, so that Pad becomes a barrier.
-_PAD_CHAIN = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ONNX front end: the exporter's Pad chain goes through Transpose, which onnx_fold "
-    "cannot fold, so Pad is a barrier (CycleGAN loses DL004; StyleGAN2's blur is not seen)",
-)
+# The TorchScript exporter computes the pads of nn.ReflectionPad2d and F.pad with Constant ->
+# ConstantOfShape -> Concat -> Reshape -> Slice -> Transpose -> Reshape -> Cast (CycleGAN,
+# StyleGAN2's blur); the default (dynamo) exporter writes them as an initializer.  torch.export,
+# which the default exporter runs first, refuses gated_decoder's data-dependent branch.
 ONNX_CASES = [
-    pytest.param(name, marks=_PAD_CHAIN) if name in ("cyclegan_resnet", "stylegan2_up") else name
-    for name in ZOO
+    *[pytest.param(name, "torchscript", id=f"{name}-torchscript") for name in ZOO],
+    *[
+        pytest.param(name, "dynamo", id=f"{name}-dynamo", marks=pytest.mark.slow)
+        for name in ZOO
+        if name != "gated_decoder"
+    ],
 ]
 
 
-@pytest.mark.parametrize("name", ONNX_CASES)
-def test_same_findings_as_onnx_export(name: str, reports: dict[str, Report]) -> None:
+@pytest.mark.parametrize(("name", "exporter"), ONNX_CASES)
+def test_same_findings_as_onnx_export(name: str, exporter: str, reports: dict[str, Report]) -> None:
     by_torch = reports[name]
-    by_onnx = deconvlint.check(_onnx_export(ZOO[name]), config=DEFAULTS)
+    by_onnx = deconvlint.check(_onnx_export(ZOO[name], exporter), config=DEFAULTS)
     assert by_onnx.frontend == "onnx"
     torch_side = [_signature(f) for f in by_torch.findings]
     onnx_side = [_signature(f) for f in by_onnx.findings]
     assert torch_side == onnx_side, f"{name}: torch front end\n{by_torch}\n\nONNX export\n{by_onnx}"
+
+
+# --- a depthwise fixed filter is recognised by its values on both paths -------------------------
+
+
+class _FilteredUp(torch.nn.Module):
+    """ConvT k3 s2 (phases [2, 1]) then a depthwise [1, 2, 1] blur, held as ``how`` says.
+
+    The blur makes the pattern uniform (DL001 info); a learnable all-ones 3x3 would not (DL001
+    warning and DL004).  ONNX cannot tell a trained initializer from a buffer, so both front ends
+    decide by the values: equal on every channel is a fixed filter, trainable or not.
+    """
+
+    def __init__(self, how: str, channels: int = 4) -> None:
+        super().__init__()
+        self.how, self.channels = how, channels
+        self.up = torch.nn.ConvTranspose2d(channels, channels, 3, stride=2)
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        blur = torch.outer(taps, taps) / 16
+        if how == "buffer":
+            self.register_buffer("kernel", blur.expand(channels, 1, 3, 3).clone())
+        elif how == "buffer_expanded_in_forward":
+            self.register_buffer("kernel", blur[None, None].clone())
+        elif how == "frozen_parameter":
+            self.kernel = torch.nn.Parameter(blur.expand(channels, 1, 3, 3).clone(), False)
+        elif how == "trainable_parameter":  # initialised to the blur
+            self.kernel = torch.nn.Parameter(blur.expand(channels, 1, 3, 3).clone())
+        elif how == "trainable_shared":
+            self.kernel = torch.nn.Parameter(blur[None, None].clone())
+        elif how == "trainable_per_channel":  # kaiming init: not equal across channels
+            self.kernel = torch.nn.Conv2d(channels, channels, 3, groups=channels).weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = self.kernel.expand(self.channels, 1, 3, 3)
+        return torch.nn.functional.conv2d(self.up(x), kernel, padding=1, groups=self.channels)
+
+
+FILTERS = {
+    "buffer": _v(f"DL001:{INFO}"),
+    "buffer_expanded_in_forward": _v(f"DL001:{INFO}"),
+    "frozen_parameter": _v(f"DL001:{INFO}"),
+    "trainable_parameter": _v(f"DL001:{INFO}"),
+    "trainable_shared": _v(f"DL001:{INFO}"),
+    "trainable_per_channel": _v(f"DL001:{WARN}", f"DL004:{WARN}"),
+}
+
+
+@pytest.mark.parametrize(
+    "exporter", ["torchscript", pytest.param("dynamo", marks=pytest.mark.slow)]
+)
+@pytest.mark.parametrize("how", list(FILTERS))
+def test_depthwise_filters_agree_with_the_onnx_export(how: str, exporter: str) -> None:
+    entry = ZooEntry(how, lambda: _FilteredUp(how), ((1, 4, 8, 8),))
+    by_torch = deconvlint.check(entry.model(), entry.inputs(), config=DEFAULTS)
+    assert tuple(sorted(f"{f.rule}:{f.severity}" for f in by_torch.findings)) == FILTERS[how]
+    by_onnx = deconvlint.check(_onnx_export(entry, exporter), config=DEFAULTS)
+    torch_side = [_signature(f) for f in by_torch.findings]
+    onnx_side = [_signature(f) for f in by_onnx.findings]
+    assert torch_side == onnx_side, f"{how}: torch front end\n{by_torch}\n\nONNX export\n{by_onnx}"
 
 
 # --- suggestions become code ---------------------------------------------------------------------

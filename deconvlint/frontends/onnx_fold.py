@@ -1,7 +1,9 @@
 """A small constant folder for the shape arithmetic that exporters write into ONNX graphs.
 
 ``torch.onnx`` exports ``F.interpolate(x, scale_factor=2)`` as ``Shape -> Gather -> Cast -> Mul ->
-Floor -> Cast -> Concat -> Resize(sizes)``.  The folder evaluates such chains from the static shapes
+Floor -> Cast -> Concat -> Resize(sizes)``, and the pads of ``F.pad`` / ``nn.ReflectionPad2d`` as
+``Concat(pads, ConstantOfShape) -> Reshape -> Slice(step -1) -> Transpose -> Reshape -> Cast ->
+Pad``.  The folder evaluates such chains from the static shapes
 that shape inference found.  A value may be *partly* known: each element is a number or a symbol
 (the name of a symbolic dim, so that ``sizes[0]`` read from ``Shape(x)[0]`` is known to equal the
 batch dim of ``x`` even when that dim is ``"N"``).  Arithmetic on a symbol gives an anonymous
@@ -280,6 +282,18 @@ def _reshape(inputs, attrs, opset):
     return [_move(lambda a: a.reshape(shape), inputs[0])]
 
 
+@_folder("Transpose")
+def _transpose(inputs, attrs, opset):
+    data = inputs[0] if inputs else None
+    if data is None:
+        return None
+    rank = data.value.ndim
+    perm = list(attrs.get("perm", range(rank)[::-1]))  # out.shape[i] = in.shape[perm[i]]
+    if sorted(perm) != list(range(rank)):
+        return None
+    return [_move(lambda a: np.transpose(a, perm), data)]
+
+
 @_folder("ConstantOfShape")
 def _constant_of_shape(inputs, attrs, opset):
     from onnx import numpy_helper
@@ -340,7 +354,13 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(a / b).astype(np.result_type(a, b))
 
 
-_BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _div}
+_BINARY = {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": _div,
+    "Equal": np.equal,  # the exporter's Expand(shape) guard: Where(Equal(shape, -1), 1, shape)
+}
 _UNARY = {
     "Floor": np.floor,
     "Ceil": np.ceil,
@@ -348,6 +368,25 @@ _UNARY = {
     "Neg": np.negative,
     "Abs": np.abs,
 }
+
+
+@_folder("Where")
+def _where(inputs, attrs, opset):
+    # out = X where condition else Y; an unknown condition element gives an unknown
+    if len(inputs) != 3 or any(i is None for i in inputs):
+        return None
+    condition, x, y = inputs
+    shape = np.broadcast_shapes(*[i.value.shape for i in inputs])
+    if not _fits(shape):
+        return None
+    chosen = np.broadcast_to(condition.value.astype(bool), shape)
+    picked = _move(lambda a, b: np.where(chosen, a, b), x, y)
+    unknown = np.broadcast_to(np.not_equal(condition.symbols, None), shape)
+    if not unknown.any():
+        return [picked]
+    value, symbols = picked.value.copy(), picked.symbols.copy()
+    value[unknown], symbols[unknown] = 1, ""
+    return [Folded(value, symbols)]
 
 
 def _binary_folder(op_type: str) -> FoldFn:

@@ -78,13 +78,14 @@ class Walker:
         return self._folded.get(value)
 
     def shape(self, value: str) -> tuple[Any, ...] | None:
-        if value in self.shapes:
-            return self.shapes[value]
+        inferred = self.shapes.get(value)
+        if inferred is not None and all(isinstance(d, int) for d in inferred):
+            return inferred
         if value in self._tensors:
             return tuple(self._tensors[value].dims)
-        if value in self._folded:
+        if value in self._folded:  # exact where shape inference gave up (e.g. Expand(Where))
             return tuple(self._folded[value].value.shape)
-        return None
+        return inferred
 
     def weights(self, value: str, notes: list[str]) -> np.ndarray | None:
         tensor = self._tensors.get(value)

@@ -7,8 +7,9 @@ table as the other readers.  Ops recorded inside a standard ``torch.nn`` module
 (``nn_module_stack``) take the module's qualified name and class; the others are named after the
 module whose forward made them, like functional calls elsewhere.
 
-Weights are the program's parameters, buffers and constants: a buffer, a constant, or a
-parameter with ``requires_grad=False`` may be a fixed filter.
+Weights are the program's parameters, buffers and constants, each marked trained or not (a
+buffer, a constant, or a parameter with ``requires_grad=False`` is not); a depthwise weight equal
+on every channel is a fixed filter either way, and a trained one gets a note.
 """
 
 from __future__ import annotations

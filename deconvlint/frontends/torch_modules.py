@@ -4,9 +4,9 @@ The geometry comes from the module's attributes, the shapes from the reader; ``o
 class name (``ConvTranspose2d``; ``ParametrizedConv1d`` of a weight-normalised conv shows as
 ``Conv1d``).  Only the first argument is followed as data (``MaxUnpool``'s indices are not).
 
-A depthwise conv module is a fixed filter when its weight is equal on every channel *and* not
-trained (``requires_grad=False``); a trainable weight is all-ones in the model, however it
-starts.
+A depthwise conv module is a fixed filter when its weight is equal on every channel, whether
+or not it is trained, as in the model's ONNX export (a trainable one gets a note); any other
+learnable weight is all-ones in the model.
 
 >>> import torch
 >>> spec = module_spec(torch.nn.ConvTranspose2d(8, 4, 3, 2, 1, 1), (TensorArg("x", (1, 8, 4, 4)),),

@@ -37,13 +37,20 @@ def _get(bound: dict[str, Any], key: str, default: Any) -> Any:
 # --- convolutions ------------------------------------------------------------------------------
 
 
-def fixed_kernel(weight: TensorArg, groups: Any) -> np.ndarray | None:
-    """A depthwise ``(C, 1, k...)`` weight, not trained and equal on every channel, else None.
+TRAINABLE_FILTER = (
+    "the depthwise weight is trainable but equal on every channel: read as the fixed filter it "
+    "holds now (make it a buffer or requires_grad=False if it is meant to stay)"
+)
 
-    A trainable weight is learnable however it starts, so it stays all-ones in the model even
-    when it happens to be equal across channels now (e.g. freshly initialised to a blur).
+
+def fixed_kernel(weight: TensorArg, groups: Any) -> np.ndarray | None:
+    """A depthwise ``(C, 1, k...)`` weight equal on every channel (a blur, a box), else None.
+
+    Decided by the values alone, as the ONNX front end must (an ONNX initializer does not say
+    whether it was trained), so that a model and its export agree: a trainable weight that is
+    equal on every channel now (initialised to a blur) is read as that filter too, with a note.
     """
-    if not isinstance(groups, int) or groups < 2 or not weight.fixed or weight.tensor is None:
+    if not isinstance(groups, int) or groups < 2 or weight.tensor is None:
         return None
     shape = tuple(weight.tensor.shape)
     if len(shape) < 3 or shape[0] != groups or shape[1] != 1:
@@ -159,11 +166,19 @@ def conv_spec(
             "groups": groups,
             "has_bias": isinstance(bias, TensorArg),
         },
-        notes=["the weight depends on the model's inputs; only the input is followed"]
-        if isinstance(weight, TensorArg) and weight.is_data
-        else [],
+        notes=_conv_notes(weight, kernel),
         extra=extra or {},
     )
+
+
+def _conv_notes(weight: Any, kernel: np.ndarray | None) -> list[str]:
+    if not isinstance(weight, TensorArg):
+        return []
+    if weight.is_data:
+        return ["the weight depends on the model's inputs; only the input is followed"]
+    if kernel is not None and not weight.fixed:
+        return [TRAINABLE_FILTER]
+    return []
 
 
 # --- pools -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from torch.nn import functional as F  # noqa: E402
 
 from deconvlint.engine import check_graph  # noqa: E402
 from deconvlint.frontends.torch import read_with  # noqa: E402
+from deconvlint.frontends.torch_window import TRAINABLE_FILTER  # noqa: E402
 from deconvlint.ir import Graph, Kind, ResizeSpec, ShiftAxis, WindowAxis  # noqa: E402
 from deconvlint.settings import Settings  # noqa: E402
 
@@ -133,7 +134,10 @@ def test_convs_padding_strings_modes_and_fixed_filters() -> None:
     assert node(graph, "dilated").window == (WindowAxis(3, 2, 2, 2, 2, 0),)
     taps = np.array([1, 3, 3, 1]) / 8
     np.testing.assert_allclose(node(graph, "blur").fixed_kernel, np.outer(taps, taps))
-    assert node(graph, "trained").fixed_kernel is None  # trainable: all-ones in the model
+    # trainable but equal on every channel: read by value, as the ONNX export is, with a note
+    np.testing.assert_allclose(node(graph, "trained").fixed_kernel, np.outer(taps, taps))
+    assert node(graph, "trained").notes == (TRAINABLE_FILTER,)
+    assert node(graph, "blur").notes == ()
     assert node(graph, "blur").groups == 4
 
 
