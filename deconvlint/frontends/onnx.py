@@ -79,14 +79,8 @@ def read_file(file: Path, *, skim: bool) -> Graph:
         raise LoadError(
             "not an ONNX model (the file does not parse as one; truncated or another format?)"
         ) from None
-    try:
-        full_tensor = None if skimmed is None else skimmed.deferred_tensor
-        return graph_from_model(
-            model, base_dir=file.parent, name=file.stem, full_tensor=full_tensor
-        )
-    finally:
-        if skimmed is not None:
-            skimmed.close()
+    full_tensor = None if skimmed is None else skimmed.deferred_tensor
+    return graph_from_model(model, base_dir=file.parent, name=file.stem, full_tensor=full_tensor)
 
 
 def _load_full(file: Path) -> Any:

@@ -22,9 +22,9 @@ and the caller falls back to ``onnx.load``.
 >>> path = os.path.join(tempfile.mkdtemp(), "m.onnx")
 >>> with open(path, "wb") as f:
 ...     _ = f.write(helper.make_model(g).SerializeToString())
->>> with SkimmedModel.open(path) as skim:
-...     stub = skim.model.graph.initializer[0]
-...     print(list(stub.dims), len(stub.float_data), skim.tensor("w").sum())
+>>> skim = SkimmedModel.open(path)
+>>> stub = skim.model.graph.initializer[0]
+>>> print(list(stub.dims), len(stub.float_data), skim.tensor("w").sum())
 [8, 8, 8, 16] 0 4096.0
 """
 
@@ -190,14 +190,22 @@ def skim_bytes(buf: Any) -> tuple[bytes, dict[str, tuple[int, int]]]:
 
 
 class SkimmedModel:
-    """An ONNX file opened for checking: :attr:`model` is a ``ModelProto`` whose large top-level
-    initializers carry no data; :meth:`tensor` decodes one of them from the mapped file.
+    """An ONNX file read for checking: :attr:`model` is a ``ModelProto`` whose large top-level
+    initializers carry no data; :meth:`tensor` reads one of them from the file when asked.
 
-    Use as a context manager (the mapping is closed on exit).
+    The file is mapped only while it is skimmed; a later :meth:`tensor` reads the tensor's bytes
+    with one positioned read, after checking the file has not changed (size, mtime) since.
+    Nothing stays open, so a graph whose weight readers outlive the load holds no descriptor.
     """
 
-    def __init__(self, model: Any, buf: Any, deferred: dict[str, tuple[int, int]], base_dir: Path):
-        self.model, self._buf, self._deferred, self.base_dir = model, buf, deferred, base_dir
+    def __init__(
+        self, model: Any, path: Path, deferred: dict[str, tuple[int, int]], stamp: tuple[int, int]
+    ) -> None:
+        self.model, self.path, self._deferred, self._stamp = model, path, deferred, stamp
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> SkimmedModel:
@@ -207,17 +215,15 @@ class SkimmedModel:
 
         file = Path(os.fspath(path))
         with open(file, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            buf: Any = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        try:
-            skimmed, deferred = skim_bytes(buf)
-            model = ModelProto()
-            model.ParseFromString(skimmed)
-        except BaseException:
-            if isinstance(buf, mmap.mmap):
-                buf.close()
-            raise
-        return cls(model, buf, deferred, file.parent)
+            info = os.fstat(handle.fileno())
+            if not info.st_size:
+                skimmed, deferred = skim_bytes(b"")
+            else:
+                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                    skimmed, deferred = skim_bytes(buf)
+        model = ModelProto()
+        model.ParseFromString(skimmed)
+        return cls(model, file, deferred, (info.st_size, info.st_mtime_ns))
 
     def is_deferred(self, name: str) -> bool:
         """Whether top-level initializer ``name`` had its data left in the file."""
@@ -228,17 +234,31 @@ class SkimmedModel:
         return self.tensor_proto(name) if name in self._deferred else None
 
     def tensor_proto(self, name: str) -> Any:
-        """The full ``TensorProto`` of top-level initializer ``name`` (``KeyError`` when it has
-        none); for a deferred one it is parsed from the mapped bytes now."""
+        """The whole ``TensorProto`` of top-level initializer ``name`` (``KeyError`` when there
+        is none); a deferred one is read from the file and parsed now (``ValueError`` when the
+        file changed or the bytes do not parse)."""
         from onnx import TensorProto
 
-        if name in self._deferred:
-            start, end = self._deferred[name]
-            return TensorProto.FromString(bytes(self._buf[start:end]))
-        for tensor in reversed(self.model.graph.initializer):
-            if tensor.name == name:
-                return tensor
-        raise KeyError(name)
+        if name not in self._deferred:
+            for tensor in reversed(self.model.graph.initializer):
+                if tensor.name == name:
+                    return tensor
+            raise KeyError(name)
+        start, end = self._deferred[name]
+        try:
+            with open(self.path, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if (info.st_size, info.st_mtime_ns) != self._stamp:
+                    raise ValueError("the model file changed since it was read")
+                raw = os.pread(handle.fileno(), end - start, start)
+        except OSError as exc:
+            raise ValueError(f"cannot read the model file again ({exc.strerror or exc})") from None
+        if len(raw) != end - start:
+            raise ValueError("the model file changed since it was read")
+        try:
+            return TensorProto.FromString(raw)
+        except Exception as exc:  # DecodeError
+            raise ValueError(f"tensor {name!r} does not parse ({exc})") from None
 
     def tensor(self, name: str, max_elements: int | None = None) -> np.ndarray:
         """Initializer ``name`` as an array; external data is read from inside the model's folder
@@ -247,13 +267,3 @@ class SkimmedModel:
         Raises ``KeyError`` for an unknown name, ``ValueError`` when it cannot be read.
         """
         return read_tensor(self.tensor_proto(name), self.base_dir, max_elements)
-
-    def close(self) -> None:
-        if isinstance(self._buf, mmap.mmap):
-            self._buf.close()
-
-    def __enter__(self) -> SkimmedModel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

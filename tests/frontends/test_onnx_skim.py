@@ -73,18 +73,18 @@ def test_examples_read_the_same_both_ways(path: Path) -> None:
 def test_large_weights_stay_in_the_file_and_are_decoded_on_demand(tmp_path: Path) -> None:
     model = depthwise_blur_model()
     path = save(model, tmp_path / "m.onnx")
-    with SkimmedModel.open(path) as skim:
-        stubs = {t.name: t for t in skim.model.graph.initializer}
-        assert skim.model.ByteSize() < 10_000 < path.stat().st_size
-        assert [skim.is_deferred(n) for n in stubs] == [True, False, True, True]
-        assert not stubs["up_w"].raw_data and list(stubs["up_w"].dims) == [64, 64, 4, 4]
-        assert stubs["blur_w"].raw_data  # small: kept whole for the constant folder
-        for original in model.graph.initializer:
-            np.testing.assert_array_equal(
-                skim.tensor(original.name), onnx.numpy_helper.to_array(original)
-            )
-        with pytest.raises(KeyError):
-            skim.tensor("nope")
+    skim = SkimmedModel.open(path)
+    stubs = {t.name: t for t in skim.model.graph.initializer}
+    assert skim.model.ByteSize() < 10_000 < path.stat().st_size
+    assert [skim.is_deferred(n) for n in stubs] == [True, False, True, True]
+    assert not stubs["up_w"].raw_data and list(stubs["up_w"].dims) == [64, 64, 4, 4]
+    assert stubs["blur_w"].raw_data  # small: kept whole for the constant folder
+    for original in model.graph.initializer:
+        np.testing.assert_array_equal(
+            skim.tensor(original.name), onnx.numpy_helper.to_array(original)
+        )
+    with pytest.raises(KeyError):
+        skim.tensor("nope")
     graph = load_graph(path)
     kernels = {n.name: n.fixed_kernel for n in graph.nodes}
     taps = np.outer([1, 2, 1], [1, 2, 1]) / 16
@@ -105,6 +105,15 @@ def test_only_the_asked_tensor_is_decoded(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(SkimmedModel, "tensor_proto", recorded)
     read_file(path, skim=True)
     assert asked == ["blur2_w"]  # the depthwise kernel only, never the big ConvTranspose weight
+
+
+def test_a_file_changed_after_the_skim_is_not_read_as_if_it_had_not(tmp_path: Path) -> None:
+    path = save(depthwise_blur_model(), tmp_path / "m.onnx")
+    skim = SkimmedModel.open(path)
+    assert skim.tensor("up_w").shape == (64, 64, 4, 4)  # read after the mapping is gone
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="changed since it was read"):
+        skim.tensor("up_w")
 
 
 def model_bytes() -> bytes:
