@@ -84,7 +84,7 @@ def main() -> None:
         rows += got
         ratios.append(
             f"1 big      wall {got[1][2] / got[0][2]:.2f}x (<= 0.25)   "
-            f"peak RSS {got[1][3] / got[0][3]:.3f}x (<= 0.10)"
+            f"peak RSS {got[1][3] / got[0][3]:.3f}x (<= 0.10)   cpu {got[1][4] / got[0][4]:.2f}x"
         )
     if "startup" in targets:
         small = write_volume(work / "small.onnx", 16)
