@@ -26,13 +26,14 @@ import select
 import signal
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from deconvlint.errors import LoadError
 from deconvlint.ir import Graph
 
-__all__ = ["graph_from_model", "load_graph"]
+__all__ = ["graph_from_model", "load_graph", "read_file"]
 
 
 def _one_line(message: str) -> str:
@@ -41,6 +42,9 @@ def _one_line(message: str) -> str:
 
 def load_graph(path: str | os.PathLike) -> Graph:
     """Read an ONNX file (its external data stays unread) into a :class:`Graph`.
+
+    The file is memory-mapped and skimmed (:mod:`deconvlint.frontends.onnx_skim`): large
+    initializers are decoded only when a converter asks for their values.
 
     >>> load_graph("/no/such/model.onnx")
     Traceback (most recent call last):
@@ -51,34 +55,71 @@ def load_graph(path: str | os.PathLike) -> Graph:
         file = Path(os.fspath(path))
     except TypeError:
         raise LoadError(f"not a path: {type(path).__name__}") from None
+    return read_file(file, skim=True)
+
+
+def read_file(file: Path, *, skim: bool) -> Graph:
+    """:func:`load_graph` by the skimming reader, or (``skim=False``) by ``onnx.load`` of the
+    whole file; both give the same graph or the same error (the test-suite checks each load)."""
+    skimmed = None
     try:
         if not file.exists():
             raise LoadError("file not found")
         if file.is_dir():
             raise LoadError("is a directory, not an ONNX file")
-        import onnx
-
-        model = onnx.load(os.fspath(file), load_external_data=False)
+        skimmed = _open_skimmed(file) if skim else None
+        model = skimmed.model if skimmed is not None else _load_full(file)
     except LoadError:
         raise
     except ImportError:
         raise LoadError("the onnx package is not installed") from None
     except OSError as exc:
         raise LoadError(f"cannot read the file: {_one_line(exc.strerror or exc)}") from None
-    except Exception:  # DecodeError and friends from protobuf
+    except Exception:  # DecodeError and friends from protobuf, SkimError
         raise LoadError(
             "not an ONNX model (the file does not parse as one; truncated or another format?)"
         ) from None
-    return graph_from_model(model, base_dir=file.parent, name=file.stem)
+    full_tensor = None if skimmed is None else skimmed.deferred_tensor
+    return graph_from_model(model, base_dir=file.parent, name=file.stem, full_tensor=full_tensor)
 
 
-def graph_from_model(model: Any, *, base_dir: Path | None = None, name: str = "model") -> Graph:
+def _load_full(file: Path) -> Any:
+    import onnx
+
+    return onnx.load(os.fspath(file), load_external_data=False)
+
+
+def _open_skimmed(file: Path) -> Any:
+    """The skimmed model, or ``None`` when only ``onnx.load`` reads this file (a text format
+    chosen by the file's extension, or protobuf groups)."""
+    from onnx import serialization
+
+    from deconvlint.frontends.onnx_skim import NeedsFullParse, SkimmedModel
+
+    fmt = serialization.registry.get_format_from_file_extension(file.suffix)
+    if fmt not in (None, "protobuf"):
+        return None
+    try:
+        return SkimmedModel.open(file)
+    except NeedsFullParse:
+        return None
+
+
+def graph_from_model(
+    model: Any,
+    *,
+    base_dir: Path | None = None,
+    name: str = "model",
+    full_tensor: Callable[[str], Any] | None = None,
+) -> Graph:
     """Translate a ``ModelProto`` into a :class:`Graph` (see the module docstring).
 
     ``base_dir`` is the folder external data is read from (``None``: never read).
+    ``full_tensor(name)``, for a skimmed model, returns the whole ``TensorProto`` of a top-level
+    initializer whose data was left in the file (``None`` when the model's own copy is whole).
     """
     try:
-        return _convert(model, None if base_dir is None else Path(base_dir), name)
+        return _convert(model, None if base_dir is None else Path(base_dir), name, full_tensor)
     except LoadError as exc:
         raise LoadError(_one_line(str(exc))) from None
     except RecursionError:
@@ -210,7 +251,9 @@ def _infer_shapes(work: Any, notes: list[str]) -> Any:
         return work
 
 
-def _convert(model: Any, base_dir: Path | None, name: str) -> Graph:
+def _convert(
+    model: Any, base_dir: Path | None, name: str, full_tensor: Callable[[str], Any] | None
+) -> Graph:
     from onnx import defs
 
     from deconvlint.frontends.onnx_prepare import working_copy
@@ -229,7 +272,7 @@ def _convert(model: Any, base_dir: Path | None, name: str) -> Graph:
     work = _infer_shapes(work, notes)
     originals = {t.name: t for t in model.graph.initializer}
     initializers = set(originals)
-    walker = Walker(opset, base_dir, originals)
+    walker = Walker(opset, base_dir, originals, full_tensor)
     graph = work.graph
     walker.walk(graph, Scope(None, ""), [v.name not in initializers for v in graph.input])
     inputs = tuple(v.name for v in graph.input if v.name not in initializers)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,18 @@ class Scope:
 class Walker:
     """Collects IR nodes, data values, folded constants and shapes over all (sub)graphs."""
 
-    def __init__(self, opset: int, base_dir: Path | None, originals: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        opset: int,
+        base_dir: Path | None,
+        originals: Mapping[str, Any],
+        full_tensor: Callable[[str], Any] | None = None,
+    ) -> None:
+        """``originals``: the top-level initializers with their data, by name; or, for a skimmed
+        model, ``full_tensor(name)`` returns one (``None``: the graph's own copy is whole)."""
         self.opset, self.base_dir, self.originals = opset, base_dir, originals
+        self.full_tensor = full_tensor
+        self._top_level: dict[str, Any] = {}  # IR name -> the top-level initializer it holds
         self.nodes: list[Node] = []
         self.removed: set[int] = set()
         self.data: set[str] = set()
@@ -93,6 +104,11 @@ class Walker:
             folded = self._folded.get(value)
             return folded.value if folded is not None and folded.is_known else None
         try:
+            count = element_count(tensor)
+            small = count is not None and count <= MAX_WEIGHT_ELEMENTS  # else refused unread
+            if small and self.full_tensor is not None and self._top_level.get(value) is tensor:
+                whole = self.full_tensor(tensor.name)  # decoded now, from the mapped file
+                tensor = tensor if whole is None else whole
             return read_tensor(tensor, self.base_dir, MAX_WEIGHT_ELEMENTS)
         except Exception as exc:  # unreadable weights only cost the fixed-filter check
             notes.append(
@@ -114,6 +130,8 @@ class Walker:
             self._constant_tensor(
                 ir, self.originals.get(tensor.name, tensor) if not scope.prefix else tensor
             )
+            if not scope.prefix:
+                self._top_level[ir] = self._tensors[ir]
         local = defined_names(graph)
         for info in list(graph.input) + list(graph.output) + list(graph.value_info):
             dims = _dims(info)

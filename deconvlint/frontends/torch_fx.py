@@ -10,7 +10,7 @@ weights and constants are still evaluated; anything that needs the input size st
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import Any, NamedTuple
 
 from deconvlint.frontends.torch_graph import GraphBuilder, shape_of
 from deconvlint.frontends.torch_modules import class_name, module_spec
@@ -18,6 +18,13 @@ from deconvlint.frontends.torch_names import SourceFinder, caller_source
 from deconvlint.frontends.torch_ops import NON_TENSOR, canonical_name, function_spec
 from deconvlint.frontends.torch_spec import UNKNOWN, ReaderError, Spec, TensorArg, known
 from deconvlint.ir import Graph, Kind
+
+
+class TensorShape(NamedTuple):
+    """What the reader keeps of a tensor result: its shape (fx's ``TensorMetadata`` also
+    checks memory formats and strides, which cost a tenth of a check and were never read)."""
+
+    shape: Any
 
 
 class TupleValue:
@@ -49,25 +56,29 @@ def _make_tracer() -> Any:
     return Tracer()
 
 
-def _make_recorder(gm: Any, data: set[Any]) -> Any:
+def _make_recorder(root: Any, graph: Any, data: set[Any]) -> Any:
     import torch
-    from torch.fx.passes.shape_prop import ShapeProp, _extract_tensor_metadata
+    from torch.fx.passes.shape_prop import ShapeProp
 
     class Recorder(ShapeProp):
         """ShapeProp that also keeps the results of the nodes that carry no data, and lets an
         error pass unprinted (ShapeProp prints its traceback)."""
 
         def __init__(self) -> None:
-            super().__init__(gm)
+            # the traced root and its graph, without a GraphModule: building one generates
+            # and compiles Python code for the graph (a tenth of a check), which an
+            # interpreter never runs
+            torch.fx.Interpreter.__init__(self, root, graph=graph)
+            self.fake_module = self.fake_mode = None  # what ShapeProp.__init__ would set
+            self.real_module = self.module
             self.results: dict[Any, Any] = {}
 
         def run_node(self, n: Any) -> Any:
             result = torch.fx.Interpreter.run_node(self, n)
             tensors = [t for t in _leaves(result) if isinstance(t, torch.Tensor)]
             if tensors:
-                n.meta["tensor_meta"] = torch.fx.node.map_aggregate(
-                    result,
-                    lambda v: _extract_tensor_metadata(v) if isinstance(v, torch.Tensor) else v,
+                n.meta["deconvlint_meta"] = torch.fx.node.map_aggregate(
+                    result, lambda v: TensorShape(v.shape) if isinstance(v, torch.Tensor) else v
                 )
             if n not in data:
                 self.results[n] = result
@@ -209,7 +220,7 @@ class FxReader:
         return torch.fx.node.map_arg(value, lambda a: self.env.get(a, UNKNOWN))
 
     def _shape(self, n: Any) -> Any:
-        meta = n.meta.get("tensor_meta")
+        meta = n.meta.get("deconvlint_meta")
         if isinstance(meta, (tuple, list)) and not hasattr(meta, "shape"):
             return [shape_of(m) for m in meta]
         return shape_of(meta)
@@ -275,14 +286,13 @@ def read_fx(model: Any, example_inputs: tuple[Any, ...] | None, run: Any) -> Gra
     import torch.fx
 
     graph, root = trace(model)
-    gm = torch.fx.GraphModule(root, graph)
     flags = None
     if example_inputs is not None:
         flags = [isinstance(x, torch.Tensor) for x in example_inputs]
     data = _data_nodes(graph, flags)
     results = None
     if example_inputs is not None:
-        recorder = _make_recorder(gm, data)
+        recorder = _make_recorder(root, graph, data)
 
         def propagate() -> None:
             with torch.no_grad():

@@ -20,6 +20,7 @@ Nothing here raises: a source that cannot be found is ``None``.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import os
 import re
@@ -42,18 +43,29 @@ def _torch_dir() -> str:
 
 def shown_path(path: str) -> str:
     """``path`` relative to the working folder when it lies below it, else absolute."""
+    return _shown_path(path, os.getcwd())
+
+
+# Both run for every node the tracer creates (a few thousand per model, few distinct paths).
+@functools.lru_cache(maxsize=4096)
+def _shown_path(path: str, cwd: str) -> str:
     try:
         absolute = os.path.abspath(path)
-        relative = os.path.relpath(absolute)
+        relative = os.path.relpath(absolute, cwd)
     except ValueError:  # another drive on Windows
         return path
     return absolute if relative.startswith(os.pardir) else relative
 
 
 def _is_user_file(path: str, torch_dir: str) -> bool:
+    return _user_file(path, torch_dir, os.getcwd())
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_file(path: str, torch_dir: str, cwd: str) -> bool:
     if not path or path.startswith("<"):
         return False
-    absolute = os.path.abspath(path)
+    absolute = os.path.abspath(path)  # relative to cwd, which is part of the cache key
     return not absolute.startswith(torch_dir) and os.path.dirname(absolute) != _HERE
 
 
@@ -198,15 +210,72 @@ class _Assignments:
     dynamic: int | None  # first add_module/setattr whose name is computed
 
 
-def _class_assignments(klass: type) -> _Assignments | None:
+#: Parsed source files, by path: ``(mtime_ns, size, {qualname: ClassDef or None})``; a
+#: qualname defined twice maps to None.  Parsing a file once instead of once per class (what
+#: ``inspect.getsourcelines`` does) was most of the cost of naming layers.
+_PARSED: dict[str, tuple[int, int, dict[str, ast.ClassDef | None]]] = {}
+_MAX_PARSED = 64
+
+
+def _file_classes(path: str) -> dict[str, ast.ClassDef | None] | None:
+    import linecache
+
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    cached = _PARSED.get(path)
+    if cached is not None and cached[:2] == (info.st_mtime_ns, info.st_size):
+        return cached[2]
+    linecache.checkcache(path)
+    try:
+        tree = ast.parse("".join(linecache.getlines(path)))
+    except (SyntaxError, ValueError):
+        return None
+    classes: dict[str, ast.ClassDef | None] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                name = prefix + child.name
+                classes[name] = child if name not in classes else None
+                visit(child, name + ".")
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, f"{prefix}{child.name}.<locals>.")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    if len(_PARSED) >= _MAX_PARSED:
+        _PARSED.clear()
+    _PARSED[path] = (info.st_mtime_ns, info.st_size, classes)
+    return classes
+
+
+def _class_node(klass: type) -> tuple[str, ast.AST, int] | None:
+    """``(path, tree, first_line)`` of the class: from the file parsed once when the class is
+    found there unambiguously, else through ``inspect`` (line numbers relative to the class)."""
     try:
         path = inspect.getsourcefile(klass)
-        lines, start = inspect.getsourcelines(klass)
-        tree = ast.parse(textwrap.dedent("".join(lines)))
-    except (OSError, TypeError, SyntaxError):
+    except TypeError:
         return None
     if path is None:
         return None
+    node = (_file_classes(path) or {}).get(klass.__qualname__)
+    if node is not None:
+        return path, node, 1
+    try:
+        lines, start = inspect.getsourcelines(klass)
+        return path, ast.parse(textwrap.dedent("".join(lines))), start
+    except (OSError, TypeError, SyntaxError):
+        return None
+
+
+def _class_assignments(klass: type) -> _Assignments | None:
+    located = _class_node(klass)
+    if located is None:
+        return None
+    path, tree, start = located
     found: dict[str, int] = {}
     local: dict[str, int] = {}
     dynamic: int | None = None

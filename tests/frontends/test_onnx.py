@@ -24,6 +24,7 @@ from deconvlint.frontends import (
     onnx_prepare,
     onnx_resize,
     onnx_shuffle,
+    onnx_skim,
     onnx_tensors,
 )
 from deconvlint.frontends.onnx import graph_from_model, load_graph
@@ -223,6 +224,7 @@ def test_front_end_never_imports_torch(tmp_path: Path) -> None:
         onnx_prepare,
         onnx_resize,
         onnx_shuffle,
+        onnx_skim,
         onnx_tensors,
         onnx_factory,
     ],

@@ -1,0 +1,56 @@
+"""Every ONNX file a test loads in-process is read twice, by the skimming reader and by
+``onnx.load`` of the whole file, and the two must give the same graph or the same error."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from deconvlint.errors import LoadError
+from deconvlint.frontends import onnx as onnx_frontend
+
+
+def canonical(value: Any) -> Any:
+    """A comparable form of a Graph: dataclasses as dicts, arrays as (dtype, shape, values)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, np.ndarray):
+        return ("array", str(value.dtype), value.shape, value.tolist())
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, (float, np.floating)) and value != value:
+        return "nan"
+    return value
+
+
+def outcome(read: Any, file: Path, skim: bool) -> Any:
+    try:
+        return read(file, skim=skim)
+    except LoadError as exc:
+        return exc
+
+
+@pytest.fixture(autouse=True)
+def skim_equals_full_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = onnx_frontend.read_file
+
+    def both(file: Path, *, skim: bool) -> Any:
+        skimmed, full = outcome(original, file, True), outcome(original, file, False)
+        if isinstance(skimmed, LoadError) or isinstance(full, LoadError):
+            assert str(skimmed) == str(full), f"{file}: skim {skimmed!r} != full load {full!r}"
+        else:
+            assert canonical(skimmed) == canonical(full), f"{file}: skim and full load differ"
+        if isinstance(skimmed, LoadError):
+            raise skimmed
+        return skimmed
+
+    monkeypatch.setattr(onnx_frontend, "read_file", both)
