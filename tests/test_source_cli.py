@@ -203,7 +203,8 @@ def test_diff_prints_and_writes_nothing(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert path.read_text() == UNET
     # only the safe fix without --unsafe-fixes: the resize mode
-    assert proc.stdout.count("\n-") == 2 and proc.stdout.count("\n+") == 2  # with +++ / ---
+    changed = [line[0] for line in proc.stdout.splitlines()[2:] if line[:1] in "+-"]
+    assert changed == ["-", "+"], proc.stdout
     assert '+        return F.interpolate(x, scale_factor=(1.5, 1.5), mode="bilinear"' in proc.stdout
     assert "Would fix 1 finding(s) in 1 file(s). 3 more unsafe fix(es)" in proc.stderr
     unsafe = run("--diff", "--unsafe-fixes", "unet.py", cwd=tmp_path)
