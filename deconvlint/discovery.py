@@ -61,7 +61,9 @@ def models_below(folder: str) -> list[str]:
     found: list[str] = []
     for current, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if _enter(current, d)]
-        found += [os.path.join(current, f) for f in filenames if f.endswith((MODEL_SUFFIX, SOURCE_SUFFIX))]
+        found += [
+            os.path.join(current, f) for f in filenames if f.endswith((MODEL_SUFFIX, SOURCE_SUFFIX))
+        ]
     return sorted(found, key=lambda p: os.path.relpath(p, folder).split(os.sep))
 
 

@@ -35,7 +35,8 @@ def rules(code: str) -> list[tuple[str, str]]:
     [
         "import torch.nn as nn\nnn.ConvTranspose2d(c, c // 2, 3, 2, 1, 1)",
         "from torch import nn\nnn.ConvTranspose2d(c, c, kernel_size=3, stride=2, padding=1, output_padding=1)",
-        "import torch\ntorch.nn.ConvTranspose2d(in_channels=c, out_channels=d, kernel_size=(3, 3), stride=2, padding=1, output_padding=1)",
+        "import torch\ntorch.nn.ConvTranspose2d(in_channels=c, out_channels=d, "
+        "kernel_size=(3, 3), stride=2, padding=1, output_padding=1)",
         "from torch.nn import ConvTranspose2d as CT\nCT(4, 2, 3, stride=(2, 2), padding=1, output_padding=(1, 1))",
         "nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1)  # conventional nn",
     ],
@@ -80,9 +81,15 @@ def test_column_counts_characters_not_bytes() -> None:
 @pytest.mark.parametrize(
     ("code", "spec"),
     [
-        ("nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)", "ConvTranspose2d(k=3, s=2, p=1, op=1)"),
+        (
+            "nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)",
+            "ConvTranspose2d(k=3, s=2, p=1, op=1)",
+        ),
         ("nn.ConvTranspose1d(8, 4, 1, stride=2)", "ConvTranspose1d(k=1, s=2)"),
-        ("nn.ConvTranspose3d(8, 4, kernel_size=(3, 2, 5), stride=(2, 2, 3), dilation=2)", "ConvTranspose3d(k=(3, 2, 5), s=(2, 2, 3), d=2)"),
+        (
+            "nn.ConvTranspose3d(8, 4, kernel_size=(3, 2, 5), stride=(2, 2, 3), dilation=2)",
+            "ConvTranspose3d(k=(3, 2, 5), s=(2, 2, 3), d=2)",
+        ),
         ("nn.Upsample(scale_factor=(1.5, 1.5))", "Upsample(scale=3/2, mode=nearest)"),
     ],
 )
@@ -288,4 +295,7 @@ def test_dilated_kernel_rewrite_sets_dilation_to_one() -> None:
 def test_editor_adds_keywords_after_a_trailing_comma() -> None:
     text = "up = nn.ConvTranspose2d(\n    4,\n    2,\n    3,  # k\n)\n"
     new = SourceEditor(text).apply({(1, 6): {"stride": 2, "output_padding": 1}})
-    assert new == "up = nn.ConvTranspose2d(\n    4,\n    2,\n    3,  # k\n    stride=2,\n    output_padding=1,\n)\n"
+    assert (
+        new
+        == "up = nn.ConvTranspose2d(\n    4,\n    2,\n    3,  # k\n    stride=2,\n    output_padding=1,\n)\n"
+    )

@@ -50,7 +50,7 @@ def build():
 '''
 
 # U-Net blocks with keyword arguments, a Sequential stack, a functional resize.
-UNET = '''\
+UNET = """\
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -101,7 +101,7 @@ class Net(nn.Module):
 
 def build():
     return Net(), (1, 16, 6, 5)
-'''
+"""
 
 BAD = "import torch.nn as nn\nup = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)\n"
 GOOD = "import torch.nn as nn\nup = nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1)\n"
@@ -205,7 +205,9 @@ def test_diff_prints_and_writes_nothing(tmp_path: Path) -> None:
     # only the safe fix without --unsafe-fixes: the resize mode
     changed = [line[0] for line in proc.stdout.splitlines()[2:] if line[:1] in "+-"]
     assert changed == ["-", "+"], proc.stdout
-    assert '+        return F.interpolate(x, scale_factor=(1.5, 1.5), mode="bilinear"' in proc.stdout
+    assert (
+        '+        return F.interpolate(x, scale_factor=(1.5, 1.5), mode="bilinear"' in proc.stdout
+    )
     assert "Would fix 1 finding(s) in 1 file(s). 3 more unsafe fix(es)" in proc.stderr
     unsafe = run("--diff", "--unsafe-fixes", "unet.py", cwd=tmp_path)
     assert unsafe.returncode == 1 and "+            kernel_size=4," in unsafe.stdout
@@ -222,7 +224,9 @@ def test_fix_applies_only_safe_fixes_without_unsafe_fixes(tmp_path: Path) -> Non
     proc = run("--fix", "unet.py", cwd=tmp_path)
     assert proc.returncode == 1  # the kernels are still uneven
     assert "DL005" not in proc.stdout and "DL001" in proc.stdout
-    assert path.read_text() == UNET.replace('mode="nearest")', 'mode="bilinear", align_corners=False)')
+    assert path.read_text() == UNET.replace(
+        'mode="nearest")', 'mode="bilinear", align_corners=False)'
+    )
 
 
 def _shapes(path: Path, cwd: Path) -> list[list[int]]:
@@ -279,7 +283,16 @@ def _pre_commit() -> str | None:
 
 def _git(*args: str, cwd: Path) -> str:
     proc = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false", *args],
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
         cwd=cwd,
         capture_output=True,
         text=True,

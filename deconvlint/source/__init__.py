@@ -94,8 +94,8 @@ def check_file(
     result.unsafe_hidden = 0 if unsafe_fixes else len(outcome.unsafe_edits)
     if not (fix or diff) or not edits:
         return result
-    from deconvlint.source.rewrite import SourceEditor
     from deconvlint.source.calls import scan
+    from deconvlint.source.rewrite import SourceEditor
 
     new_text = SourceEditor(text, scan(ast.parse(text), text).imports).apply(edits)
     after = check_text(new_text, settings)  # also proves the new text parses

@@ -111,10 +111,9 @@ class _Imports(ast.NodeVisitor):
 
 def _qualified(dotted: str, imports: dict[str, str]) -> str:
     head, _, rest = dotted.partition(".")
-    if head in imports:
-        base = imports[head]
-    else:  # conventional spellings when the import is not in this file
-        base = {"nn": TORCH_NN, "F": TORCH_F, "torch": "torch"}.get(head, head)
+    # conventional spellings when the import is not in this file
+    conventional = {"nn": TORCH_NN, "F": TORCH_F, "torch": "torch"}
+    base = imports[head] if head in imports else conventional.get(head, head)
     return f"{base}.{rest}" if rest else base
 
 
@@ -126,9 +125,11 @@ def resolve_callee(dotted: str, imports: dict[str, str]) -> str | None:
         return None
     if name in ("interpolate", "upsample"):
         return name if module == TORCH_F else None
-    return name if module in (TORCH_NN, f"{TORCH_NN}.modules") or module.startswith(
-        f"{TORCH_NN}.modules."
-    ) else None
+    return (
+        name
+        if module in (TORCH_NN, f"{TORCH_NN}.modules") or module.startswith(f"{TORCH_NN}.modules.")
+        else None
+    )
 
 
 def literal_value(expr: ast.expr) -> Any:

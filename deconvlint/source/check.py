@@ -218,7 +218,7 @@ def _plan(outcome: Outcome, layers: dict[str, Layer], settings: Settings, text: 
                     scale = layer.call.sources.get("scale_factor")
                     extra = ", align_corners=False" if mode != "area" else ""
                     codes.append(
-                        f'{layer.call.prefix or "nn."}Upsample(scale_factor={scale}, '
+                        f"{layer.call.prefix or 'nn.'}Upsample(scale_factor={scale}, "
                         f'mode="{mode}"{extra})'
                     )
             _recode(finding, codes)

@@ -151,9 +151,9 @@ def element_node(element: LayerCall | str | None, index: int, rank_hint: int | N
             return node
     name = element.position if isinstance(element, LayerCall) else f"element{index}"
     kind = Kind.BARRIER
-    if isinstance(element, str) and element.startswith(f"{TORCH_NN}."):
-        if element.rsplit(".", 1)[-1] in POINTWISE:
-            kind = Kind.POINTWISE
+    module, _, cls = element.rpartition(".") if isinstance(element, str) else ("", "", "")
+    if module.startswith(TORCH_NN) and cls in POINTWISE:
+        kind = Kind.POINTWISE
     return Node(
         name=name,
         op_type=str(element.cls if isinstance(element, LayerCall) else element),

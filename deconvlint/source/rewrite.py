@@ -33,7 +33,9 @@ def value_code(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, tuple):
-        return "(" + ", ".join(value_code(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        return (
+            "(" + ", ".join(value_code(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        )
     return repr(value)
 
 
