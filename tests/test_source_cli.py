@@ -251,6 +251,7 @@ def _shapes(path: Path, cwd: Path) -> list[list[int]]:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.torch
 @pytest.mark.parametrize("name", ["cyclegan", "unet"])
 def test_round_trip_fix_unsafe_then_clean_with_the_same_shapes(tmp_path: Path, name: str) -> None:
