@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="model files (ONNX, torch.export .pt2, TorchScript), folders to search for *.onnx, "
+        help="model files (ONNX, torch.export .pt2, TorchScript), Python files (read, never "
+        "imported), folders to search for *.onnx and *.py, "
         "or package.module:attribute targets naming a torch model (default: the models listed "
         "in the configuration, else .)",
     )
@@ -95,6 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-pickle",
         action="store_true",
         help="load pickled torch models (torch.save(model)); unpickling runs arbitrary code",
+    )
+    parser.add_argument(
+        "--fix",
+        action="store_true",
+        help="rewrite what can safely be rewritten in .py files (see --unsafe-fixes)",
+    )
+    parser.add_argument(
+        "--unsafe-fixes",
+        action="store_true",
+        help="with --fix or --diff, also apply the kernel rewrites, which change checkpoint shapes",
+    )
+    parser.add_argument(
+        "--diff",
+        action="store_true",
+        help="print the fixes to .py files as a unified diff instead of writing them",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="say how many upsampling calls each .py file had, and how many were skipped",
     )
     parser.add_argument("--explain", metavar="RULE", help="explain a rule and exit")
     parser.add_argument("--list-rules", action="store_true", help="list all rules and exit")
@@ -253,12 +275,58 @@ def _check_all(
     for target in collect_targets(args.paths or ([] if models else ["."])):
         if target.error is not None:
             results.append(FileResult(path=target.display, error=target.error))
+        elif _is_source(target.display):
+            results.append(_check_source(target.display, settings, args))
         else:
             spec = ModelSpec(target.display, input_shapes=shapes)
             results.append(check_one(spec, settings, args.debug, args.trust_pickle))
     for spec in models:
         results.append(check_one(spec, settings, args.debug, args.trust_pickle))
     return results
+
+
+def _is_source(path: str) -> bool:
+    return path.endswith(".py") and os.path.isfile(path)
+
+
+def _check_source(path: str, settings: Settings, args: argparse.Namespace) -> FileResult:
+    """Source mode for one ``.py`` file, with ``--fix``/``--diff``/``--verbose``."""
+    from deconvlint.source import check_file
+
+    try:
+        outcome = check_file(
+            path, settings, fix=args.fix, unsafe_fixes=args.unsafe_fixes, diff=args.diff
+        )
+    except Exception as exc:  # a bug: one line, as for models
+        if args.debug:
+            traceback.print_exc(file=sys.stderr)
+        cause = " ".join(str(exc).split()) or "no message"
+        hint = "" if args.debug else "; run with --debug for the traceback"
+        return FileResult(path=path, error=f"internal error: {type(exc).__name__}: {cause}{hint}")
+    tally = args.source_tally
+    tally["fixed"] += outcome.fixed
+    tally["unsafe"] += outcome.unsafe_hidden
+    tally["changed"] += bool(outcome.diff) or (args.fix and not args.diff and outcome.fixed > 0)
+    if outcome.diff:
+        _write(sys.stdout, outcome.diff)
+    if args.verbose and outcome.result.error is None:
+        print(
+            f"{path}: {outcome.checked} upsampling call(s) with literal geometry checked, "
+            f"{outcome.skipped} skipped (geometry not literal)",
+            file=sys.stderr,
+        )
+    return outcome.result
+
+
+def _fix_summary(args: argparse.Namespace) -> str | None:
+    tally = args.source_tally
+    if not (args.fix or args.diff):
+        return None
+    verb = "Would fix" if args.diff else "Fixed"
+    text = f"{verb} {tally['fixed']} finding(s) in {tally['changed']} file(s)."
+    if tally["unsafe"]:
+        text += f" {tally['unsafe']} more unsafe fix(es) (kernel rewrites) with --unsafe-fixes."
+    return text
 
 
 def _use_color() -> bool:
@@ -289,13 +357,20 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for note in notes:
             print(note, file=sys.stderr)
+    args.source_tally = {"fixed": 0, "unsafe": 0, "changed": 0}
     report = Report(results=_check_all(args, models, settings))
 
     style = Style(color=_use_color(), summary=not args.quiet)
     render = formatter.format_statistics if args.statistics else formatter.format_report
-    _write(sys.stdout, render(report, style))
+    if not args.diff:  # --diff: the diff is the output
+        _write(sys.stdout, render(report, style))
     for line in format_error_lines(report):
         print(line, file=sys.stderr)
+    summary = _fix_summary(args)
+    if summary and not args.quiet:
+        print(summary, file=sys.stderr)
+    if args.diff:
+        return 2 if report.errors else int(args.source_tally["changed"] > 0)
     return report.exit_code(settings.fail_on)
 
 

@@ -1,13 +1,14 @@
 """Turn the command line's paths into the list of model files and module targets to check.
 
-A file is checked whatever its name (its content says whether it is ONNX, a torch export, a
-TorchScript archive or a pickle; a text file fails to load, with a clear error).  A folder stands
-for every ``*.onnx`` below it, sorted; hidden folders (``.git``, ``.venv``) and virtual
+A ``*.py`` file is read as Python source (never imported); any other file is checked whatever
+its name (its content says whether it is ONNX, a torch export, a TorchScript archive or a
+pickle; a text file fails to load, with a clear error).  A folder stands for every ``*.onnx``
+and ``*.py`` below it, sorted; hidden folders (``.git``, ``.venv``) and virtual
 environments are not entered, since they hold other people's models (the onnx package alone ships
 thousands of test models).  A name that is not an existing path but has the form
 ``package.module:attribute`` is a module target (an existing path of that spelling wins).  A path
 that does not exist, or a folder that holds no model, is an error: CI must never pass because it
-checked nothing.
+checked nothing (a folder with Python files and no model is fine: they are checked).
 
 >>> import tempfile, pathlib
 >>> root = pathlib.Path(tempfile.mkdtemp())
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from deconvlint.targets import is_module_target
 
 MODEL_SUFFIX = ".onnx"
+SOURCE_SUFFIX = ".py"
 # A missing "x:y.onnx" is a missing file, not the attribute "y.onnx" of a module "x".
 _FILE_SUFFIXES = (MODEL_SUFFIX, ".pt2", ".pt", ".pth", ".pkl", ".ts")
 _SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules", "site-packages"})
@@ -54,11 +56,14 @@ def _enter(folder: str, name: str) -> bool:
 
 
 def models_below(folder: str) -> list[str]:
-    """Every ``*.onnx`` file below ``folder``, sorted by path, as ``folder/relative/path``."""
+    """Every ``*.onnx`` and ``*.py`` file below ``folder``, sorted by path, as
+    ``folder/relative/path``."""
     found: list[str] = []
     for current, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if _enter(current, d)]
-        found += [os.path.join(current, f) for f in filenames if f.endswith(MODEL_SUFFIX)]
+        found += [
+            os.path.join(current, f) for f in filenames if f.endswith((MODEL_SUFFIX, SOURCE_SUFFIX))
+        ]
     return sorted(found, key=lambda p: os.path.relpath(p, folder).split(os.sep))
 
 
@@ -66,7 +71,13 @@ def _targets_for(path: str) -> Iterator[Target]:
     if os.path.isdir(path):
         models = models_below(path)
         if not models:
-            yield Target(path, error=f"no ONNX models (*{MODEL_SUFFIX}) found in this folder")
+            yield Target(
+                path,
+                error=(
+                    f"no ONNX models (*{MODEL_SUFFIX}) nor Python files (*{SOURCE_SUFFIX}) "
+                    "found in this folder"
+                ),
+            )
         for model in models:
             yield Target(os.path.normpath(model))
     elif os.path.exists(path):

@@ -60,7 +60,8 @@ def check_target(
 ) -> FileResult:
     """Check a module target (``"pkg.models:Generator"``) or a model file of any kind.
 
-    A file is recognised by its content (:func:`deconvlint.targets.sniff`): ONNX goes to the
+    A ``.py`` file is Python source (:mod:`deconvlint.source`: parsed, never imported).  Any
+    other file is recognised by its content (:func:`deconvlint.targets.sniff`): ONNX goes to the
     ONNX front end exactly as :func:`check_path` does, a ``.pt2`` to ``torch.export.load``, a
     TorchScript archive through torch's TorchScript exporter, a pickle only with
     ``trust_pickle``.  A :class:`~deconvlint.targets.ModelSpec` carries the ``kwargs`` and the
@@ -72,6 +73,10 @@ def check_target(
     from deconvlint.targets import ModelSpec, load_target_graph
 
     spec = target if isinstance(target, ModelSpec) else ModelSpec(os.fspath(target))
+    if spec.target.endswith(".py") and os.path.isfile(spec.target):
+        from deconvlint.source import check_file  # Python source: parsed, never imported
+
+        return check_file(spec.target, settings).result
     try:
         graph = load_target_graph(spec, trust_pickle=trust_pickle, timeout=timeout)
         findings = check_graph(graph, settings)
