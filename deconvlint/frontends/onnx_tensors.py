@@ -74,6 +74,47 @@ def model_tensors(model: Any) -> Iterator[Any]:
             yield from _node_tensors(node)
 
 
+#: What a protobuf can hold at most (2 GiB); a tensor stored inside the file cannot be larger.
+MAX_INLINE_BYTES = 1 << 31
+_TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data",
+                 "uint64_data")  # fmt: skip
+
+
+def _elements_held(tensor: Any) -> int:
+    """An upper bound on the elements the tensor's data can hold: every element takes at least
+    4 bits (int4), and an ``int32_data`` entry packs at most two of them."""
+    held = 2 * len(tensor.raw_data) + 2 * len(tensor.int32_data)
+    return held + sum(len(getattr(tensor, f)) for f in _TYPED_FIELDS if f != "int32_data")
+
+
+def check_tensor_sizes(model: Any) -> None:
+    """Raise :class:`LoadError` for a tensor in the file whose ``dims`` claim more elements than
+    its data holds, or more than a protobuf can hold.  onnx's shape inference trusts ``dims``
+    and would loop over (or allocate) all of them: ``dims=[2**40]`` on a two-element index
+    tensor kept it busy for minutes.
+
+    >>> from onnx import helper, TensorProto
+    >>> t = helper.make_tensor("idx", TensorProto.INT64, [2], [2, 3])
+    >>> t.dims[0] = 2**40
+    >>> check_tensor_sizes(helper.make_model(helper.make_graph([], "g", [], [], [t])))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    deconvlint.errors.LoadError: tensor 'idx': dims [1099511627776] claim ... holds at most 2
+    """
+    for tensor in model_tensors(model):
+        if is_external(tensor):
+            continue
+        count = element_count(tensor)
+        if count is None:
+            raise LoadError(f"tensor {tensor.name!r}: negative dims {list(tensor.dims)}")
+        held = _elements_held(tensor)
+        if count > held and (held > 0 or count * 4 > 8 * MAX_INLINE_BYTES):
+            raise LoadError(
+                f"tensor {tensor.name!r}: dims {list(tensor.dims)} claim {count} elements, "
+                f"but its data holds at most {held}"
+            )
+
+
 def external_info(tensor: Any) -> dict[str, str]:
     return {entry.key: entry.value for entry in tensor.external_data}
 
