@@ -121,3 +121,31 @@ def test_byte_mutations_sample(folder: Path, raw: bytes) -> None:
 @given(mangled_bytes())
 def test_byte_mutations(folder: Path, raw: bytes) -> None:
     _check_bytes(raw, folder)
+
+
+#: libFuzzer runs of the atheris harness in the fuzz step.
+ATHERIS_RUNS = 3000
+
+
+@pytest.mark.fuzz
+def test_atheris_byte_fuzzing(tmp_path: Path) -> None:
+    pytest.importorskip("atheris", reason="atheris is not installed (it has no wheel here)")
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, raw in _BASES.items():
+        (corpus / name).write_bytes(raw)
+    harness = Path(__file__).with_name("fuzz_atheris.py")
+    proc = subprocess.run(
+        [sys.executable, str(harness), f"-runs={ATHERIS_RUNS}", "-max_len=16384", "-timeout=30",
+         "-rss_limit_mb=4096", f"-artifact_prefix={tmp_path}/", str(corpus)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    tail = "\n".join(proc.stderr.splitlines()[-30:])
+    assert proc.returncode == 0, tail
+    assert f"Done {ATHERIS_RUNS} runs" in proc.stderr, tail
