@@ -89,10 +89,18 @@ def _long_number_line(text: str, shown: str) -> str:
 
 def _refuse_aliases_and_depth(text: str, shown: str) -> None:
     """YAML aliases can expand a few lines into billions of items ("billion laughs"); a
-    configuration needs none.  Deep nesting overflows the recursive constructors."""
+    configuration needs none.  Deep nesting overflows the recursive constructors, and a key
+    given twice would silently lose its first value."""
     import yaml
 
-    depth = 0
+    # one frame per open collection: a mapping's keys and whether a key comes next; None for a
+    # sequence
+    frames: list[tuple[set[str], list[bool]] | None] = []
+
+    def node_done() -> None:  # in a mapping, key and value alternate
+        if frames and frames[-1] is not None:
+            frames[-1][1][0] = not frames[-1][1][0]
+
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         line = event.start_mark.line + 1
         if isinstance(event, yaml.AliasEvent):
@@ -100,12 +108,23 @@ def _refuse_aliases_and_depth(text: str, shown: str) -> None:
                 f"{shown}:{line}: error: invalid YAML: aliases (*{event.anchor}) are not "
                 f"allowed in a configuration"
             )
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
-            if depth > MAX_YAML_DEPTH:
+        if isinstance(event, yaml.ScalarEvent):
+            frame = frames[-1] if frames else None
+            if frame is not None and frame[1][0]:
+                if event.value in frame[0]:
+                    raise ConfigError(
+                        f"{shown}:{line}: error: invalid YAML: key {event.value!r} given twice"
+                    )
+                frame[0].add(event.value)
+            node_done()
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if len(frames) >= MAX_YAML_DEPTH:
                 raise ConfigError(f"{shown}:{line}: error: invalid YAML: nested too deeply")
+            is_mapping = isinstance(event, yaml.MappingStartEvent)
+            frames.append((set(), [True]) if is_mapping else None)
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
+            frames.pop()
+            node_done()
 
 
 def parse_yaml(text: str, shown: str) -> tuple[Any, dict[KeyPath, int]]:

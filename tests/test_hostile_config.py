@@ -43,6 +43,7 @@ CASES = [
         ":2: error: tool.deconvlint.DL004",
     ),
     (".deconvlint.yaml", "select:\n\t- DL001\n", ":2: error: invalid YAML"),
+    (".deconvlint.yaml", "select: [DL001]\nselect: [DL002]\n", ":2: error: invalid YAML: key 'sel"),
     (".deconvlint.yaml", "select: [1, 2]\n", ":1: error: select: expected a list of rule ids"),
     (".deconvlint.yaml", "select:\n", ":1: error: select: expected a list of rule ids"),
     (".deconvlint.yaml", "fail-on: [warning]\n", ":1: error: fail-on: expected one of"),

@@ -76,15 +76,18 @@ def model_tensors(model: Any) -> Iterator[Any]:
 
 #: What a protobuf can hold at most (2 GiB); a tensor stored inside the file cannot be larger.
 MAX_INLINE_BYTES = 1 << 31
+
+
 _TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data",
                  "uint64_data")  # fmt: skip
 
 
 def _elements_held(tensor: Any) -> int:
-    """An upper bound on the elements the tensor's data can hold: every element takes at least
-    4 bits (int4), and an ``int32_data`` entry packs at most two of them."""
-    held = 2 * len(tensor.raw_data) + 2 * len(tensor.int32_data)
-    return held + sum(len(getattr(tensor, f)) for f in _TYPED_FIELDS if f != "int32_data")
+    """An upper bound on the elements the tensor's data can hold (0: it holds no data): every
+    element takes at least half a byte of the serialized message (int4).  Neither ``HasField``
+    nor ``ByteSize`` copies the data."""
+    has_data = tensor.HasField("raw_data") or any(len(getattr(tensor, f)) for f in _TYPED_FIELDS)
+    return 2 * tensor.ByteSize() if has_data else 0
 
 
 def check_tensor_sizes(model: Any) -> None:
@@ -99,7 +102,7 @@ def check_tensor_sizes(model: Any) -> None:
     >>> check_tensor_sizes(helper.make_model(helper.make_graph([], "g", [], [], [t])))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    deconvlint.errors.LoadError: tensor 'idx': dims [1099511627776] claim ... holds at most 2
+    deconvlint.errors.LoadError: tensor 'idx': dims [1099511627776] claim ... holds at most ...
     """
     for tensor in model_tensors(model):
         if is_external(tensor):
@@ -108,7 +111,7 @@ def check_tensor_sizes(model: Any) -> None:
         if count is None:
             raise LoadError(f"tensor {tensor.name!r}: negative dims {list(tensor.dims)}")
         held = _elements_held(tensor)
-        if count > held and (held > 0 or count * 4 > 8 * MAX_INLINE_BYTES):
+        if count > held and (held > 0 or count > 4 * MAX_INLINE_BYTES):
             raise LoadError(
                 f"tensor {tensor.name!r}: dims {list(tensor.dims)} claim {count} elements, "
                 f"but its data holds at most {held}"

@@ -75,3 +75,15 @@ def test_index_tensor_claiming_terabytes_is_refused_before_inference() -> None:
     model = make_model(nodes, [value_info("x", [1, 4, 6, 6])], [value_info("y", None)], [idx])
     with pytest.raises(LoadError, match=r"tensor 'idx': dims \[1099511627776\] claim"):
         graph_from_model(model)
+
+
+def test_a_weight_without_data_is_still_read_by_its_dims() -> None:
+    from onnx import TensorProto
+
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2, 2, 3, 3])  # no data at all
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up", strides=[2, 2])
+    model = make_model([node], [value_info("x", [1, 2, 4, 4])], [value_info("y", None)], [w])
+    assert graph_from_model(model).nodes[0].window[0].kernel == 3
+    model.graph.initializer[0].dims[2] = 2**40  # more than any file can hold
+    with pytest.raises(LoadError, match="claim"):
+        graph_from_model(model)
