@@ -118,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="say how many upsampling calls each .py file had, and how many were skipped",
     )
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        help="give up on a torch model whose forward pass (or trace) runs longer than this",
+    )
     parser.add_argument("--explain", metavar="RULE", help="explain a rule and exit")
     parser.add_argument("--list-rules", action="store_true", help="list all rules and exit")
     parser.add_argument(
@@ -140,6 +146,16 @@ def _input_shape(text: str) -> tuple[int, ...]:
         return parse_input_shape(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _fail(message: str) -> int:
@@ -198,7 +214,11 @@ def _runs_torch(spec: ModelSpec) -> bool:
 
 
 def check_one(
-    target: str | ModelSpec, settings: Settings, debug: bool = False, trust_pickle: bool = False
+    target: str | ModelSpec,
+    settings: Settings,
+    debug: bool = False,
+    trust_pickle: bool = False,
+    timeout: float | None = None,
 ) -> FileResult:
     """:func:`deconvlint.engine.check_target`, with any unexpected exception made one line.
 
@@ -219,7 +239,9 @@ def check_one(
                 stack.enter_context(warnings.catch_warnings())
                 if not debug:
                     warnings.simplefilter("ignore")
-            return check_target(spec, settings, trust_pickle=trust_pickle, raise_errors=debug)
+            return check_target(
+                spec, settings, trust_pickle=trust_pickle, timeout=timeout, raise_errors=debug
+            )
     except DeconvlintError as exc:  # only with --debug: show where the input was refused
         traceback.print_exc(file=sys.stderr)
         return FileResult(path=path, error=" ".join(str(exc).split()))
@@ -279,9 +301,9 @@ def _check_all(
             results.append(_check_source(target.display, settings, args))
         else:
             spec = ModelSpec(target.display, input_shapes=shapes)
-            results.append(check_one(spec, settings, args.debug, args.trust_pickle))
+            results.append(check_one(spec, settings, args.debug, args.trust_pickle, args.timeout))
     for spec in models:
-        results.append(check_one(spec, settings, args.debug, args.trust_pickle))
+        results.append(check_one(spec, settings, args.debug, args.trust_pickle, args.timeout))
     return results
 
 

@@ -190,6 +190,8 @@ def _check_options(source: _Source, rule: RuleDoc, values: Any) -> dict[str, Any
             raise source.fail(
                 (rule.id, str(name)), f"expected {option.type}, got {_type_name(value)} {value!r}"
             )
+        if option.type == "float" and not 0 <= float(value) < float("inf"):  # NaN fails too
+            raise source.fail((rule.id, str(name)), f"expected a finite number >= 0, got {value!r}")
         checked[option.name] = float(value) if option.type == "float" else value
     return checked
 

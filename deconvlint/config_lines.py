@@ -49,12 +49,16 @@ def parse_toml(text: str, shown: str) -> dict[str, Any]:
         import tomli as tomllib
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{shown}: error: invalid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"\(at line (\d+), column \d+\)", message)
         cause = re.sub(r"\s*\(at line \d+, column \d+\)", "", message) or "parse error"
         where = f"{shown}:{match.group(1)}" if match else shown
         raise ConfigError(f"{where}: error: invalid TOML: {cause}") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{_long_number_line(text, shown)}: error: invalid TOML: {exc}") from None
 
 
 def _yaml_lines(node: Any, prefix: KeyPath, out: dict[KeyPath, int]) -> None:
@@ -73,11 +77,62 @@ def _yaml_lines(node: Any, prefix: KeyPath, out: dict[KeyPath, int]) -> None:
             _yaml_lines(item, path, out)
 
 
+#: Deepest nesting a configuration may have (it needs 4: models, an entry, kwargs, a value).
+MAX_YAML_DEPTH = 32
+
+
+def _long_number_line(text: str, shown: str) -> str:
+    """``shown:line`` of the first number too long for Python to convert, else ``shown``."""
+    match = re.search(r"\d{4000,}", text)
+    return f"{shown}:{text.count(chr(10), 0, match.start()) + 1}" if match else shown
+
+
+def _refuse_aliases_and_depth(text: str, shown: str) -> None:
+    """YAML aliases can expand a few lines into billions of items ("billion laughs"); a
+    configuration needs none.  Deep nesting overflows the recursive constructors, and a key
+    given twice would silently lose its first value."""
+    import yaml
+
+    # one frame per open collection: a mapping's keys and whether a key comes next; None for a
+    # sequence
+    frames: list[tuple[set[str], list[bool]] | None] = []
+
+    def node_done() -> None:  # in a mapping, key and value alternate
+        if frames and frames[-1] is not None:
+            frames[-1][1][0] = not frames[-1][1][0]
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            raise ConfigError(
+                f"{shown}:{line}: error: invalid YAML: aliases (*{event.anchor}) are not "
+                f"allowed in a configuration"
+            )
+        if isinstance(event, yaml.ScalarEvent):
+            frame = frames[-1] if frames else None
+            if frame is not None and frame[1][0]:
+                if event.value in frame[0]:
+                    raise ConfigError(
+                        f"{shown}:{line}: error: invalid YAML: key {event.value!r} given twice"
+                    )
+                frame[0].add(event.value)
+            node_done()
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if len(frames) >= MAX_YAML_DEPTH:
+                raise ConfigError(f"{shown}:{line}: error: invalid YAML: nested too deeply")
+            is_mapping = isinstance(event, yaml.MappingStartEvent)
+            frames.append((set(), [True]) if is_mapping else None)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            frames.pop()
+            node_done()
+
+
 def parse_yaml(text: str, shown: str) -> tuple[Any, dict[KeyPath, int]]:
     """The YAML document (read safely) and the line of every key."""
     import yaml
 
     try:
+        _refuse_aliases_and_depth(text, shown)
         data = yaml.safe_load(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -85,6 +140,8 @@ def parse_yaml(text: str, shown: str) -> tuple[Any, dict[KeyPath, int]]:
         where = f"{shown}:{mark.line + 1}" if mark is not None else shown
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{where}: error: invalid YAML: {problem}") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"{_long_number_line(text, shown)}: error: invalid YAML: {exc}") from None
     lines: dict[KeyPath, int] = {}
     _yaml_lines(node, (), lines)
     return data, lines

@@ -20,12 +20,7 @@ filter such as a blur), and then only from inside the model's folder.  Every fai
 
 from __future__ import annotations
 
-import faulthandler
 import os
-import select
-import signal
-import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,8 +74,15 @@ def read_file(file: Path, *, skim: bool) -> Graph:
         raise LoadError(
             "not an ONNX model (the file does not parse as one; truncated or another format?)"
         ) from None
-    full_tensor = None if skimmed is None else skimmed.deferred_tensor
-    return graph_from_model(model, base_dir=file.parent, name=file.stem, full_tensor=full_tensor)
+    if skimmed is None:
+        return graph_from_model(model, base_dir=file.parent, name=file.stem)
+    return graph_from_model(
+        model,
+        base_dir=file.parent,
+        name=file.stem,
+        full_tensor=skimmed.deferred_tensor,
+        deferred_size=skimmed.deferred_size,
+    )
 
 
 def _load_full(file: Path) -> Any:
@@ -111,15 +113,19 @@ def graph_from_model(
     base_dir: Path | None = None,
     name: str = "model",
     full_tensor: Callable[[str], Any] | None = None,
+    deferred_size: Callable[[str], int | None] | None = None,
 ) -> Graph:
     """Translate a ``ModelProto`` into a :class:`Graph` (see the module docstring).
 
     ``base_dir`` is the folder external data is read from (``None``: never read).
     ``full_tensor(name)``, for a skimmed model, returns the whole ``TensorProto`` of a top-level
-    initializer whose data was left in the file (``None`` when the model's own copy is whole).
+    initializer whose data was left in the file (``None`` when the model's own copy is whole);
+    ``deferred_size(name)`` its serialized size in the file, for the size checks.
     """
     try:
-        return _convert(model, None if base_dir is None else Path(base_dir), name, full_tensor)
+        return _convert(
+            model, None if base_dir is None else Path(base_dir), name, full_tensor, deferred_size
+        )
     except LoadError as exc:
         raise LoadError(_one_line(str(exc))) from None
     except RecursionError:
@@ -193,53 +199,12 @@ def _infer(work: Any) -> Any:
 
 
 def _infer_in_child(work: Any) -> Any:
-    """Shape inference in a forked child: onnx's C++ aborts on some corrupt models (e.g. a
-    ``std::clamp`` assertion after a Pad with a huge negative pad), which must not take the
-    checker down.  Returns the inferred model, or raises RuntimeError."""
-    from onnx import ModelProto
+    """Shape inference in a forked worker (:mod:`deconvlint.frontends.onnx_infer`): onnx's C++
+    aborts on some corrupt models, which must not take the checker down.  Returns the inferred
+    model, or raises RuntimeError."""
+    from deconvlint.frontends.onnx_infer import WORKER
 
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
-        pid = os.fork()
-    if pid == 0:  # the child: infer, send b"+" and the model or b"-" and the error, exit
-        code = 0
-        try:
-            os.close(read_end)
-            faulthandler.disable()  # an expected abort here is not a crash report for the user
-            quiet = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(quiet, 2)  # a C++ assertion message would otherwise reach the user
-            try:
-                payload = b"+" + _infer(work).SerializeToString()
-            except Exception as exc:
-                payload = b"-" + (str(exc) or type(exc).__name__).encode("utf-8", "replace")
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(payload)
-        except BaseException:
-            code = 3
-        os._exit(code)
-    os.close(write_end)
-    chunks, deadline = [], time.monotonic() + INFERENCE_TIMEOUT
-    with os.fdopen(read_end, "rb") as pipe:
-        while True:
-            ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise RuntimeError(f"timed out after {INFERENCE_TIMEOUT:.0f} s")
-            chunk = os.read(pipe.fileno(), 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    _, status = os.waitpid(pid, 0)
-    payload = b"".join(chunks)
-    if os.WIFSIGNALED(status):
-        raise RuntimeError(f"onnx crashed on this model (signal {os.WTERMSIG(status)})")
-    if status != 0 or not payload:
-        raise RuntimeError("the shape inference process failed")
-    if payload[:1] == b"-":
-        raise RuntimeError(payload[1:].decode("utf-8", "replace"))
-    return ModelProto.FromString(payload[1:])
+    return WORKER.run(work, _infer, INFERENCE_TIMEOUT)
 
 
 def _infer_shapes(work: Any, notes: list[str]) -> Any:
@@ -252,16 +217,21 @@ def _infer_shapes(work: Any, notes: list[str]) -> Any:
 
 
 def _convert(
-    model: Any, base_dir: Path | None, name: str, full_tensor: Callable[[str], Any] | None
+    model: Any,
+    base_dir: Path | None,
+    name: str,
+    full_tensor: Callable[[str], Any] | None,
+    deferred_size: Callable[[str], int | None] | None = None,
 ) -> Graph:
     from onnx import defs
 
     from deconvlint.frontends.onnx_prepare import working_copy
-    from deconvlint.frontends.onnx_tensors import check_external_locations
+    from deconvlint.frontends.onnx_tensors import check_external_locations, check_tensor_sizes
     from deconvlint.frontends.onnx_walk import Scope, Walker
 
     opset = _check_envelope(model)
     check_external_locations(model, base_dir)
+    check_tensor_sizes(model, deferred_size)
     notes: list[str] = []
     if opset > defs.onnx_opset_version():
         notes.append(

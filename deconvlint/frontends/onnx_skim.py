@@ -229,6 +229,12 @@ class SkimmedModel:
         """Whether top-level initializer ``name`` had its data left in the file."""
         return name in self._deferred
 
+    def deferred_size(self, name: str) -> int | None:
+        """The serialized size in the file of top-level initializer ``name`` if its data was left
+        there, else ``None`` (so that size checks see the whole tensor, not its header)."""
+        span = self._deferred.get(name)
+        return None if span is None else span[1] - span[0]
+
     def deferred_tensor(self, name: str) -> Any:
         """The whole ``TensorProto`` of ``name`` if its data was left in the file, else ``None``."""
         return self.tensor_proto(name) if name in self._deferred else None

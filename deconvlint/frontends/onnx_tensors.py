@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -72,6 +72,59 @@ def model_tensors(model: Any) -> Iterator[Any]:
     for function in model.functions:
         for node in function.node:
             yield from _node_tensors(node)
+
+
+#: What a protobuf can hold at most (2 GiB); a tensor stored inside the file cannot be larger.
+MAX_INLINE_BYTES = 1 << 31
+
+
+_TYPED_FIELDS = ("float_data", "int32_data", "string_data", "int64_data", "double_data",
+                 "uint64_data")  # fmt: skip
+
+
+def _elements_held(tensor: Any, file_size: int | None = None) -> int:
+    """An upper bound on the elements the tensor's data can hold (0: it holds no data): every
+    element takes at least half a byte of the serialized message (int4).  Neither ``HasField``
+    nor ``ByteSize`` copies the data.  ``file_size`` is the serialized size of the whole tensor
+    when ``tensor`` is only its header (the skimming reader left the data in the file): it holds
+    data when the whole is larger than the header."""
+    if file_size is not None:
+        return 2 * file_size if file_size > tensor.ByteSize() else 0
+    has_data = tensor.HasField("raw_data") or any(len(getattr(tensor, f)) for f in _TYPED_FIELDS)
+    return 2 * tensor.ByteSize() if has_data else 0
+
+
+def check_tensor_sizes(
+    model: Any, deferred_size: Callable[[str], int | None] | None = None
+) -> None:
+    """Raise :class:`LoadError` for a tensor in the file whose ``dims`` claim more elements than
+    its data holds, or more than a protobuf can hold.  onnx's shape inference trusts ``dims``
+    and would loop over (or allocate) all of them: ``dims=[2**40]`` on a two-element index
+    tensor kept it busy for minutes.
+
+    >>> from onnx import helper, TensorProto
+    >>> t = helper.make_tensor("idx", TensorProto.INT64, [2], [2, 3])
+    >>> t.dims[0] = 2**40
+    >>> check_tensor_sizes(helper.make_model(helper.make_graph([], "g", [], [], [t])))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    deconvlint.errors.LoadError: tensor 'idx': dims [1099511627776] claim ... holds at most ...
+    """
+    # model_tensors yields the top-level initializers first: only those can be headers
+    headers = len(model.graph.initializer) if deferred_size is not None else 0
+    for index, tensor in enumerate(model_tensors(model)):
+        if is_external(tensor):
+            continue
+        count = element_count(tensor)
+        if count is None:
+            raise LoadError(f"tensor {tensor.name!r}: negative dims {list(tensor.dims)}")
+        size = deferred_size(tensor.name) if index < headers else None  # type: ignore[misc]
+        held = _elements_held(tensor, size)
+        if count > held and (held > 0 or count > 4 * MAX_INLINE_BYTES):
+            raise LoadError(
+                f"tensor {tensor.name!r}: dims {list(tensor.dims)} claim {count} elements, "
+                f"but its data holds at most {held}"
+            )
 
 
 def external_info(tensor: Any) -> dict[str, str]:

@@ -36,8 +36,11 @@ def _dims(value_info: Any) -> tuple[Any, ...] | None:
     tensor_type = value_info.type.tensor_type
     if not value_info.type.HasField("tensor_type") or not tensor_type.HasField("shape"):
         return None
+    # a negative dim_value is nonsense (onnx's inference overflows to -2**63 on huge scales)
     return tuple(
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+        (d.dim_value if d.dim_value >= 0 else None)
+        if d.HasField("dim_value")
+        else (d.dim_param or None)
         for d in tensor_type.shape.dim
     )
 

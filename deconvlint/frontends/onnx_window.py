@@ -149,6 +149,8 @@ def _axes(
 def _unknown_kernel(convert: Callable[[OpContext], Node]) -> Callable[[OpContext], Node]:
     @functools.wraps(convert)
     def guarded(ctx: OpContext) -> Node:
+        if not ctx.input(1):  # X and W are required by every opset of Conv and ConvTranspose
+            raise ctx.fail("the required weight input W is missing")
         try:
             return convert(ctx)
         except UnknownKernel as exc:

@@ -20,6 +20,7 @@ from deconvlint.chainspec import parse_chain
 from deconvlint.frontends import (
     onnx_context,
     onnx_fold,
+    onnx_infer,
     onnx_ops,
     onnx_prepare,
     onnx_resize,
@@ -220,6 +221,7 @@ def test_front_end_never_imports_torch(tmp_path: Path) -> None:
         onnx_frontend,
         onnx_context,
         onnx_fold,
+        onnx_infer,
         onnx_ops,
         onnx_prepare,
         onnx_resize,
