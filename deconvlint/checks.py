@@ -339,3 +339,6 @@ def run_rules(graph: Graph, settings: Settings) -> list[Finding]:
 
 
 __all__ = ["RULES", "Context", "is_uneven_upsampler", "rule", "run_rules"]
+
+# the weight-aware rules register themselves here (they import Context and rule from above)
+from deconvlint import checks_weights  # noqa: E402, F401

@@ -208,6 +208,7 @@ def convert_conv_transpose(ctx: OpContext) -> Node:
         out_channels=c_out,
         groups=group,
         has_bias=bool(ctx.input(2)),
+        weights=ctx.weight_source(),
     )
 
 
@@ -253,6 +254,7 @@ def convert_conv(ctx: OpContext) -> Node:
         out_channels=c_out,
         groups=group,
         has_bias=bool(ctx.input(2)),
+        weights=ctx.weight_source(),
     )
 
 
