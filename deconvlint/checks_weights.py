@@ -106,7 +106,9 @@ def _compensation(ctx: Context, layer: WeightedLayer) -> tuple[str | None, str, 
 def _what(layer: WeightedLayer) -> str:
     if layer.upsampler is layer.node:
         return "transposed conv"
-    return f"sub-pixel conv (through '{layer.upsampler.name}', {layer.upsampler.depth_to_space_mode})"
+    return (
+        f"sub-pixel conv (through '{layer.upsampler.name}', {layer.upsampler.depth_to_space_mode})"
+    )
 
 
 @rule("DL007")
