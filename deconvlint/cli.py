@@ -96,6 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load pickled torch models (torch.save(model)); unpickling runs arbitrary code",
     )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="run the model (onnxruntime, deconvlint[probe]) on smooth inputs and measure the "
+        "periodic artifacts in every upsampler's output and every graph output (rule DL009)",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="DIR",
+        type=Path,
+        help="write a PNG per finding into DIR: the interior coverage or the measured response "
+        "over a few periods (matplotlib, deconvlint[plot])",
+    )
     parser.add_argument("--explain", metavar="RULE", help="explain a rule and exit")
     parser.add_argument("--list-rules", action="store_true", help="list all rules and exit")
     parser.add_argument(
@@ -289,7 +302,22 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for note in notes:
             print(note, file=sys.stderr)
+    if args.probe:
+        settings = replace(settings, probe=True)
+    if args.plot is not None:
+        from deconvlint.plot import check_plotting
+
+        try:
+            check_plotting(args.plot)
+        except DeconvlintError as exc:
+            return _fail(f"{PROG}: error: {' '.join(str(exc).split())}")
     report = Report(results=_check_all(args, models, settings))
+    if args.plot is not None:
+        from deconvlint.plot import write_plots
+
+        for written in write_plots(report, args.plot):
+            if not args.quiet:
+                print(f"wrote {written}", file=sys.stderr)
 
     style = Style(color=_use_color(), summary=not args.quiet)
     render = formatter.format_statistics if args.statistics else formatter.format_report

@@ -42,6 +42,10 @@ def check_path(
     shown = os.fspath(path)
     try:
         graph = load_graph(path)
+        if settings is not None and settings.probe:
+            from deconvlint.probe_onnx import probe_onnx
+
+            graph.measurements = probe_onnx(path, graph, settings.probe_input_shapes)
         findings = check_graph(graph, settings)
     except DeconvlintError as exc:
         if raise_errors:
@@ -74,9 +78,24 @@ def check_target(
     spec = target if isinstance(target, ModelSpec) else ModelSpec(os.fspath(target))
     try:
         graph = load_target_graph(spec, trust_pickle=trust_pickle, timeout=timeout)
+        if settings is not None and settings.probe:
+            graph.measurements = _probe_target(spec, graph, settings)
         findings = check_graph(graph, settings)
     except DeconvlintError as exc:
         if raise_errors:
             raise
         return FileResult(path=spec.target, error=" ".join(str(exc).split()))
     return FileResult(path=spec.target, findings=findings)
+
+
+def _probe_target(spec: ModelSpec, graph: Graph, settings: Settings) -> dict:
+    """``--probe`` on a target: onnxruntime for an ONNX file, torch for a module target."""
+    from deconvlint.probe import ProbeError
+    from deconvlint.targets import FileFormat, sniff
+
+    shapes = settings.probe_input_shapes or spec.input_shapes
+    if os.path.exists(spec.target) and sniff(spec.target) is FileFormat.ONNX:
+        from deconvlint.probe_onnx import probe_onnx
+
+        return probe_onnx(spec.target, graph, shapes)
+    raise ProbeError("--probe runs ONNX files only; export the model to ONNX to probe it")

@@ -192,6 +192,8 @@ class Graph:
     shapes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     # Model-level notes (e.g. "shape inference failed: ...").
     notes: list[str] = field(default_factory=list)
+    # What --probe measured, by node name (deconvlint.probe.Measurement); None: not probed.
+    measurements: dict[str, Any] | None = None
 
     def producers(self) -> dict[str, Node]:
         """Map each value name to the node that produces it."""
