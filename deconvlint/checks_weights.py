@@ -63,16 +63,18 @@ def _feeding_conv(ctx: Context, shuffle: Node) -> Node | None:
     return None
 
 
-def weighted_layers(ctx: Context) -> Iterator[WeightedLayer]:
-    """Every transposed conv and sub-pixel layer whose weights can be read (cached per graph)."""
-    if "weighted" not in ctx._coverage:
-        ctx._coverage["weighted"] = list(_weighted_layers(ctx))  # type: ignore[assignment]
-    yield from ctx._coverage["weighted"]  # type: ignore[misc]
+def weighted_layers(ctx: Context, subpixel_only: bool = False) -> Iterator[WeightedLayer]:
+    """Every transposed conv and sub-pixel layer whose weights can be read (read once per
+    graph); ``subpixel_only`` reads no transposed conv's weights (DL008 is on by default)."""
+    key = "weighted-subpixel" if subpixel_only else "weighted"
+    if key not in ctx._coverage:
+        ctx._coverage[key] = list(_weighted_layers(ctx, subpixel_only))  # type: ignore[assignment]
+    yield from ctx._coverage[key]  # type: ignore[misc]
 
 
-def _weighted_layers(ctx: Context) -> Iterator[WeightedLayer]:
+def _weighted_layers(ctx: Context, subpixel_only: bool) -> Iterator[WeightedLayer]:
     for node in ctx.graph.nodes:
-        if node.kind is Kind.CONV_TRANSPOSE:
+        if node.kind is Kind.CONV_TRANSPOSE and not subpixel_only:
             w = _read(node)
             if w is None or w.kernel.ndim != node.spatial_rank + 2:
                 continue
@@ -151,9 +153,7 @@ def _grid_text(response: np.ndarray) -> str:
 
 @rule("DL008")
 def subpixel_without_icnr(ctx: Context) -> Iterator[Finding]:
-    for layer in weighted_layers(ctx):
-        if layer.upsampler is layer.node:
-            continue
+    for layer in weighted_layers(ctx, subpixel_only=True):
         shuffle = layer.upsampler
         kernels, biases = wg.subpixel_subkernels(
             layer.weights.kernel, layer.weights.bias, shuffle.block, shuffle.depth_to_space_mode

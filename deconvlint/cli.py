@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="load pickled torch models (torch.save(model)); unpickling runs arbitrary code",
     )
     parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="trained weights for a package.module:attribute target: a state_dict saved with "
+        "torch.save (read with weights_only=True) or a safetensors file",
+    )
+    parser.add_argument(
         "--probe",
         action="store_true",
         help="run the model (onnxruntime, deconvlint[probe]) on smooth inputs and measure the "
@@ -267,9 +273,11 @@ def _check_all(
         if target.error is not None:
             results.append(FileResult(path=target.display, error=target.error))
         else:
-            spec = ModelSpec(target.display, input_shapes=shapes)
+            spec = ModelSpec(target.display, input_shapes=shapes, weights=args.weights)
             results.append(check_one(spec, settings, args.debug, args.trust_pickle))
     for spec in models:
+        if args.weights:
+            spec = replace(spec, weights=args.weights)
         results.append(check_one(spec, settings, args.debug, args.trust_pickle))
     return results
 

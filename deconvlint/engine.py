@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deconvlint.errors import DeconvlintError
 from deconvlint.ir import Graph
@@ -73,13 +73,13 @@ def check_target(
     >>> print(check_target("no_such_package.models:Generator").error)
     cannot import no_such_package.models: ModuleNotFoundError: No module named 'no_such_package'
     """
-    from deconvlint.targets import ModelSpec, load_target_graph
+    from deconvlint.targets import ModelSpec, load_target
 
     spec = target if isinstance(target, ModelSpec) else ModelSpec(os.fspath(target))
     try:
-        graph = load_target_graph(spec, trust_pickle=trust_pickle, timeout=timeout)
+        graph, module = load_target(spec, trust_pickle=trust_pickle, timeout=timeout)
         if settings is not None and settings.probe:
-            graph.measurements = _probe_target(spec, graph, settings)
+            graph.measurements = _probe_target(spec, graph, settings, module)
         findings = check_graph(graph, settings)
     except DeconvlintError as exc:
         if raise_errors:
@@ -88,7 +88,7 @@ def check_target(
     return FileResult(path=spec.target, findings=findings)
 
 
-def _probe_target(spec: ModelSpec, graph: Graph, settings: Settings) -> dict:
+def _probe_target(spec: ModelSpec, graph: Graph, settings: Settings, module: Any) -> dict:
     """``--probe`` on a target: onnxruntime for an ONNX file, torch for a module target."""
     from deconvlint.probe import ProbeError
     from deconvlint.targets import FileFormat, sniff
@@ -98,4 +98,11 @@ def _probe_target(spec: ModelSpec, graph: Graph, settings: Settings) -> dict:
         from deconvlint.probe_onnx import probe_onnx
 
         return probe_onnx(spec.target, graph, shapes)
-    raise ProbeError("--probe runs ONNX files only; export the model to ONNX to probe it")
+    if module is not None:
+        from deconvlint.probe_torch import probe_module
+
+        return probe_module(module, graph, shapes)
+    raise ProbeError(
+        "--probe runs ONNX files and package.module:attribute targets; export this model to "
+        "ONNX to probe it"
+    )

@@ -166,3 +166,57 @@ def test_icnr_code_makes_a_free_layer():
     assert max(wg.checkerboard_index(x) for x in _subpixel_brute(w, b, 2, "CRD")) < 1e-12
     kernels, _ = wg.subpixel_subkernels(w, b, (2, 2), "CRD")
     assert max(wg.spread(k) for k in kernels) == 0.0
+
+
+def _onnx_upsampler(kernel, op="ConvTranspose", mode=None):
+    from onnx import helper
+
+    from tests.onnx_factory import make_model, tensor, value_info
+
+    c = kernel.shape[1] if op == "ConvTranspose" else kernel.shape[0]
+    nodes = [
+        helper.make_node(
+            "ConvTranspose", ["x", "w"], ["y"], name="up", strides=[2, 2], pads=[1] * 4
+        )
+        if op == "ConvTranspose"
+        else helper.make_node("Conv", ["x", "w"], ["y"], name="conv")
+    ]
+    out = "y"
+    if mode is not None:
+        nodes.append(
+            helper.make_node("DepthToSpace", ["y"], ["z"], name="shuffle", blocksize=2, mode=mode)
+        )
+        out = "z"
+    cin = kernel.shape[0] if op == "ConvTranspose" else kernel.shape[1]
+    del c
+    return make_model(
+        nodes, [value_info("x", [1, cin, 8, 8])], [value_info(out, None)], [tensor("w", kernel)]
+    )
+
+
+def test_onnx_initializers_feed_dl007_and_are_read_only_when_asked():
+    from deconvlint.frontends.onnx import graph_from_model
+
+    taps = np.array([1.0, 2.0, 3.0, 4.0])
+    graph = graph_from_model(_onnx_upsampler(np.outer(taps, taps)[None, None]))
+    calls = []
+    for node in graph.nodes:
+        if node.weights is not None:
+            source = node.weights
+            node.weights = lambda source=source: calls.append(1) or source()
+    assert run_rules(graph, Settings()) == [] and calls == []  # the default rules read none
+    found = run_rules(graph, Settings(select=("DL007",)))
+    assert calls and [f.metrics["response"] for f in found] == [[[36, 24], [24, 16]]]
+
+
+@pytest.mark.parametrize(("mode", "flagged"), [("CRD", False), ("DCR", True)])
+def test_onnx_depth_to_space_mode_decides_the_phase_order(mode, flagged):
+    from deconvlint.frontends.onnx import graph_from_model
+
+    icnr_crd = _icnr(2, 3, 1, 2, np.random.default_rng(1)).astype(np.float32)
+    graph = graph_from_model(_onnx_upsampler(icnr_crd, op="Conv", mode=mode))
+    found = run_rules(graph, Settings(select=("DL008",)))
+    assert bool(found) == flagged, [f.message for f in found]
+    if found:
+        assert found[0].node == "conv" and found[0].metrics["mode"] == "DCR"
+        assert "base.repeat(r**2" in found[0].suggestions[0].code
