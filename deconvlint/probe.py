@@ -203,16 +203,25 @@ def measure(arrays: Sequence[np.ndarray], periods: tuple[int, ...]) -> Measureme
             shape = [1] * (rank + 1)
             shape[axis + 1] = -1
             windowed = windowed * window.reshape(shape)
-        power = (np.abs(np.fft.fftn(windowed, axes=range(1, rank + 1))) ** 2).sum(axis=0)
-        lengths = power.shape
+        # real input: the half spectrum along the last axis, its inner bins counted twice
+        spectrum = np.fft.rfftn(windowed, axes=range(1, rank + 1))
+        power = (spectrum.real**2 + spectrum.imag**2).sum(axis=0)
+        last = crop.shape[-1]
+        twice = np.full(power.shape[-1], 2.0)
+        twice[0] = 1.0
+        if last % 2 == 0:
+            twice[-1] = 1.0
+        power = power * twice
+        lengths = crop.shape[1:]
         widths = [max(2, n // (8 * t)) for n, t in zip(lengths, periods, strict=True)]
         near = [
             [_near(n, k * n / t, w) for k in range(t)]
             for n, t, w in zip(lengths, periods, widths, strict=True)
         ]
+        near[-1] = [mask[: power.shape[-1]] for mask in near[-1]]  # the half spectrum
         smooth_mask = _outer([near[a][0] for a in range(rank)])
         total_smooth += float(power[smooth_mask].sum())
-        art_mask = np.zeros(lengths, dtype=bool)
+        art_mask = np.zeros(power.shape, dtype=bool)
         for k in np.ndindex(*periods):
             if not any(k):
                 continue
