@@ -189,9 +189,10 @@ def subpixel_without_icnr(ctx: Context) -> Iterator[Finding]:
             f"checkerboard index {_fmt(round(summary['max_index'], 4))}{tail}"
         )
         r = shuffle.block[0] if len(set(shuffle.block)) == 1 else max(shuffle.block)
-        code = wg.icnr_code(
-            _python_name(layer.node.name), r, len(shuffle.block), shuffle.depth_to_space_mode
-        )
+        where = _python_name(layer.node.name)
+        code = (
+            f"# conv = {where}\n" if where else f"# conv: the layer '{layer.node.name}'\n"
+        ) + wg.icnr_code("conv", r, len(shuffle.block), shuffle.depth_to_space_mode)
         suggestion = Suggestion(
             title="ICNR initialisation: identical sub-kernels per output channel, zero bias",
             params={"r": r, "mode": shuffle.depth_to_space_mode},
@@ -200,56 +201,15 @@ def subpixel_without_icnr(ctx: Context) -> Iterator[Finding]:
         yield ctx.finding(layer.node, message, metrics, [suggestion], severity)
 
 
-def _python_name(node_name: str) -> str:
-    """``decoder.0.conv`` -> ``model.decoder[0].conv``: the layer as a Python expression."""
+def _python_name(node_name: str) -> str | None:
+    """``decoder.0.conv`` -> ``model.decoder[0].conv``: a module's qualified name as Python;
+    ``None`` for other names (an exporter's ``/decoder/0/Conv``)."""
     parts = []
-    for part in node_name.replace("/", ".").split("."):
-        if not part:
-            continue
+    for part in node_name.split("."):
         if part.isdigit():
             parts.append(f"[{part}]")
         elif part.isidentifier():
             parts.append(f".{part}")
         else:
-            return "conv"
-    return "model" + "".join(parts) if parts else "conv"
-
-
-@rule("DL009")
-def measured_periodic_artifact(ctx: Context) -> Iterator[Finding]:
-    measured = ctx.graph.measurements
-    if not measured:
-        return
-    max_db = float(ctx.option("max-db"))
-    outputs = [m for m in measured.values() if m.output]
-    outputs_clean = bool(outputs) and all(m.db <= max_db for m in outputs)
-    for node in ctx.graph.nodes:
-        m = measured.get(node.name)
-        if m is None or m.db <= max_db:
-            continue
-        # an intermediate artifact that no graph output shows: something later removed it
-        severity, tail = (
-            ("info", "; every graph output measures below max-db")
-            if outputs_clean and not m.output
-            else (None, "")
-        )
-        where = f"graph output '{m.value}'" if m.output else f"the output of {node.op_type}"
-        peak = " x ".join(str(f) for f in m.peak)
-        message = (
-            f"measured periodic artifact: on smooth probe inputs, {where} carries "
-            f"{_fmt(round(m.db, 1))} dB of energy at the harmonics of its period "
-            f"{' x '.join(str(p) for p in m.periods)} against the smooth signal (> max-db "
-            f"{_fmt(max_db)}); strongest at {peak} cycles/sample ({_fmt(round(m.peak_db, 1))} dB)"
-            f"{tail}"
-        )
-        yield ctx.finding(node, message, m.to_metrics(), severity=severity)
-
-
-def annotate_measurements(graph_measurements: dict, findings: list[Finding]) -> None:
-    """Add what the probe measured at a finding's node (or its shuffle) to its metrics."""
-    for f in findings:
-        if f.rule == "DL009":
-            continue
-        m = graph_measurements.get(f.node) or graph_measurements.get(f.metrics.get("shuffle", ""))
-        if m is not None:
-            f.metrics["measured_db"] = round(m.db, 2)
+            return None
+    return "model" + "".join(parts) if parts else None

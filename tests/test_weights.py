@@ -151,7 +151,8 @@ def test_dl008_flags_default_init_and_phase_bias_not_icnr():
     assert [f.metrics["response"] for f in found] == [[[0, 1], [2, 3]]]
     assert "biases" in found[0].message and "sub-kernels" not in found[0].message
     code = found[0].suggestions[0].code
-    assert "repeat_interleave(r**2, dim=0)" in code and "model.layer0.weight" in code
+    assert "repeat_interleave(r**2, dim=0)" in code and "# conv = model.layer0\n" in code
+    assert "icnr_(conv.weight)" in code
     default = dl008("Conv2d(k=3, p=1, cin=2, cout=8, init=default) -> PixelShuffle(r=2)")
     assert "sub-kernels and biases" in default[0].message
 
