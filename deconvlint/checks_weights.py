@@ -1,4 +1,5 @@
-"""The weight-aware rules DL007 and DL008: what the trained weights answer to a constant input.
+"""The weight-aware rules DL007 and DL008 (what the trained weights answer to a constant input)
+and DL009 (what --probe measured).
 
 They read a layer's weights through ``Node.weights`` (see :data:`deconvlint.ir.WeightSource`)
 and skip layers without any.  Registered into :data:`deconvlint.checks.RULES` on import.
@@ -213,3 +214,43 @@ def _python_name(node_name: str) -> str | None:
         else:
             return None
     return "model" + "".join(parts) if parts else None
+
+
+@rule("DL009")
+def measured_periodic_artifact(ctx: Context) -> Iterator[Finding]:
+    measured = ctx.graph.measurements
+    if not measured:
+        return
+    max_db = float(ctx.option("max-db"))
+    outputs = [m for m in measured.values() if m.output]
+    outputs_clean = bool(outputs) and all(m.db <= max_db for m in outputs)
+    for node in ctx.graph.nodes:
+        m = measured.get(node.name)
+        if m is None or m.db <= max_db:
+            continue
+        # an intermediate artifact that no graph output shows: something later removed it
+        severity, tail = (
+            ("info", "; every graph output measures below max-db")
+            if outputs_clean and not m.output
+            else (None, "")
+        )
+        where = f"graph output '{m.value}'" if m.output else f"the output of {node.op_type}"
+        peak = " x ".join(str(f) for f in m.peak)
+        message = (
+            f"measured periodic artifact: on smooth probe inputs, {where} carries "
+            f"{_fmt(round(m.db, 1))} dB of energy at the harmonics of its period "
+            f"{' x '.join(str(p) for p in m.periods)} against the smooth signal (> max-db "
+            f"{_fmt(max_db)}); strongest at {peak} cycles/sample ({_fmt(round(m.peak_db, 1))} dB)"
+            f"{tail}"
+        )
+        yield ctx.finding(node, message, m.to_metrics(), severity=severity)
+
+
+def annotate_measurements(graph_measurements: dict, findings: list[Finding]) -> None:
+    """Add what the probe measured at a finding's node (or its shuffle) to its metrics."""
+    for f in findings:
+        if f.rule == "DL009":
+            continue
+        m = graph_measurements.get(f.node) or graph_measurements.get(f.metrics.get("shuffle", ""))
+        if m is not None:
+            f.metrics["measured_db"] = round(m.db, 2)
