@@ -175,3 +175,63 @@ def is_compensated(result: CoverageResult, layer: str) -> list[str] | None:
     if layer in result.uncompensated or layer not in result.compensation:
         return None
     return result.compensation[layer]
+
+
+def periodic_compensation(graph: Graph, value: str, periods: tuple[int, ...]) -> list[str] | None:
+    """The nodes that make any pattern of ``periods`` arriving at ``value`` uniform again, if
+    every path from ``value`` to a graph output meets one; else ``None``.
+
+    The weight-aware rules use it: a layer whose trained weights paint a pattern of period
+    ``s`` (even when its all-ones coverage is uniform) is compensated by the same ops that
+    compensate the structural rules (a ``[1, 3, 3, 1]`` blur, an ``AvgPool(2, stride=1)``).
+    Propagation is linear and per axis, so it suffices that every one-hot phase pattern
+    becomes uniform.
+
+    >>> from deconvlint.chainspec import parse_chain
+    >>> nodes = parse_chain("ReLU() -> Blur2d(taps=(1, 3, 3, 1))")
+    >>> periodic_compensation(Graph("g", nodes, ("v0",), ("v2",)), "v0", (2, 2))
+    ['layer1']
+    >>> periodic_compensation(Graph("g", nodes[:1], ("v0",), ("v1",)), "v0", (2, 2)) is None
+    True
+    """
+    consumers: dict[str, list[Node]] = {}
+    for node in graph.nodes:
+        for name in node.inputs:
+            consumers.setdefault(name, []).append(node)
+    found: list[str] = []
+    for phase in range(max(periods)):
+        impulses = tuple(np.eye(p)[phase % p] for p in periods)
+        if not _compensated_from(value, impulses, graph.outputs, consumers, found, set()):
+            return None
+    return found
+
+
+def _compensated_from(
+    value: str,
+    patterns: tuple[np.ndarray, ...],
+    outputs: tuple[str, ...],
+    consumers: dict[str, list[Node]],
+    found: list[str],
+    seen: set[tuple[str, bytes]],
+) -> bool:
+    key = (value, b"".join(p.tobytes() for p in patterns))
+    if key in seen:  # a diamond already walked from here with this pattern
+        return True
+    seen.add(key)
+    if value in outputs:
+        return False
+    for node in consumers.get(value, []):
+        if node.kind is Kind.BARRIER:
+            return False
+        try:
+            after = tuple(propagate_all(patterns, node))
+        except UnknownGeometry:
+            return False
+        if node.spatial_rank and patterns_uniform(after):
+            if node.name not in found:
+                found.append(node.name)
+            continue
+        for out in node.outputs:
+            if not _compensated_from(out, after, outputs, consumers, found, seen):
+                return False
+    return True

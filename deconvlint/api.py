@@ -188,6 +188,23 @@ def _read(target: Any, example_inputs: Any, timeout: float | None) -> _Read:
     )
 
 
+def _probe(target: Any, graph: Any, example_inputs: Any) -> dict:
+    """``probe=True``: onnxruntime for ONNX, torch for a module fed ``example_inputs``' shapes."""
+    from deconvlint.probe import ProbeError
+
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(target, torch.nn.Module):
+        from deconvlint.probe_torch import probe_module
+
+        shapes = [tuple(x.shape) for x in _inputs_tuple(example_inputs) or ()]
+        return probe_module(target, graph, shapes)
+    if isinstance(target, torch.export.ExportedProgram if torch is not None else ()):
+        raise ProbeError("probe=True needs an nn.Module or ONNX, not an ExportedProgram")
+    from deconvlint.probe_onnx import probe_onnx
+
+    return probe_onnx(target, graph)
+
+
 # --- checking -------------------------------------------------------------------------------------
 
 
@@ -203,6 +220,7 @@ def _run(
     warn: bool,
     timeout: float | None,
     stacklevel: int,
+    probe: bool = False,
 ) -> tuple[Report, Settings]:
     from deconvlint.engine import check_graph
 
@@ -215,6 +233,8 @@ def _run(
         stacklevel=stacklevel + 1,
     )
     read = _read(target, example_inputs, timeout)
+    if probe:
+        read.graph.measurements = _probe(target, read.graph, example_inputs)
     findings = check_graph(read.graph, settings)
     report = Report([FileResult(read.path, findings)], frontend=read.frontend)
     if warn:
@@ -236,6 +256,7 @@ def check(
     config: str | os.PathLike | Settings | None = None,
     warn: bool = False,
     timeout: float | None = None,
+    probe: bool = False,
 ) -> Report:
     """Check one model with the CLI's rules and settings; ``print(report)`` shows the findings.
 
@@ -249,7 +270,8 @@ def check(
     the current folder, as the CLI does), then the keywords, which win as the CLI's flags do.
     ``fail_on`` does not change the report; it is the threshold of :func:`assert_clean` and of
     ``report.exit_code``.  With ``warn=True`` each finding is also issued as a
-    :class:`DeconvLintWarning`.
+    :class:`DeconvLintWarning`.  ``probe=True`` runs the model on smooth inputs (torch for a
+    module, fed the shapes of ``example_inputs``; onnxruntime for ONNX) and adds rule DL009.
 
     Raises ``LoadError`` / ``TraceError`` (from :mod:`deconvlint.errors`) for a target that
     cannot be read, ``ConfigError`` for wrong settings, ``TypeError`` for an unsupported target.
@@ -269,6 +291,7 @@ def check(
         warn=warn,
         timeout=timeout,
         stacklevel=2,
+        probe=probe,
     )
     return report
 
@@ -298,6 +321,7 @@ def assert_clean(
     config: str | os.PathLike | Settings | None = None,
     warn: bool = False,
     timeout: float | None = None,
+    probe: bool = False,
 ) -> Report:
     """:func:`check`, then ``AssertionError`` if a finding is at or above ``fail_on``.
 
@@ -319,6 +343,7 @@ def assert_clean(
         warn=warn,
         timeout=timeout,
         stacklevel=2,
+        probe=probe,
     )
     failing = failing_report(report, settings.fail_on)
     count = len(failing.findings)

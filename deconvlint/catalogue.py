@@ -37,10 +37,12 @@ class RuleOption:
 @dataclass(frozen=True)
 class Example:
     """A chain (in :mod:`deconvlint.chainspec` form) and the severity the rule must give it
-    (``None``: the rule's default severity)."""
+    (``None``: the rule's default severity); ``probe``: run as an ONNX model with all-ones
+    weights under ``--probe``."""
 
     chain: str
     severity: str | None = None
+    probe: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def catalogue_dir() -> Path:
 def _example(entry: Any) -> Example:
     if isinstance(entry, str):
         return Example(entry)
-    return Example(entry["chain"], entry.get("severity"))
+    return Example(entry["chain"], entry.get("severity"), bool(entry.get("probe", False)))
 
 
 def _parse(path: Path) -> RuleDoc:

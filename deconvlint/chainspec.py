@@ -18,6 +18,12 @@ tuples (one value per axis, or one value for all axes).  The spatial rank comes 
 ``ReLU()``                        any pointwise op
 ================================  ==============================================================
 
+Trained weights, for the weight-aware rules (a ConvTranspose or Conv without them has none):
+``taps=(1, 2, 1)`` the kernel on every axis (outer product), equal on every channel pair;
+``init=default`` PyTorch's default initialisation (seeded by ``seed=``); ``init=icnr`` with
+``r=2`` an ICNR sub-pixel conv (CRD order); ``bias=(0, 1, 2, 3)`` one bias per output channel;
+``cin=``, ``cout=`` the channel counts (default 1, or ``r**rank`` outputs for ``init=icnr``).
+
 >>> [n.op_type for n in parse_chain("ConvTranspose2d(k=3, s=2, p=1, op=1) -> ReLU()")]
 ['ConvTranspose2d', 'ReLU']
 >>> parse_chain("ConvTranspose2d(k=3, s=2, p=1, op=1)")[0].window[0]
@@ -33,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from deconvlint.ir import Kind, Node, ResizeSpec, ShiftAxis, WindowAxis
+from deconvlint.ir import Kind, LayerWeights, Node, ResizeSpec, ShiftAxis, WindowAxis
 
 _LAYER = re.compile(r"^\s*([A-Za-z]+?)([123]d)?\s*\((.*)\)\s*$")
 
@@ -107,6 +113,42 @@ def _window(args: dict[str, Any], rank: int) -> tuple[WindowAxis, ...]:
     )
 
 
+def _chain_weights(base: str, args: dict[str, Any], window: tuple[WindowAxis, ...]) -> Any:
+    """A :data:`deconvlint.ir.WeightSource` for ``taps``/``init``/``bias``, else ``None``."""
+    if not any(key in args for key in ("taps", "init", "bias")):
+        return None
+    rank = len(window)
+    ksize = tuple(a.kernel for a in window)
+    init = args.get("init", "taps" if "taps" in args else "ones")
+    r = int(args.get("r", 2))
+    cin = int(args.get("cin", 1))
+    cout = int(args.get("cout", r**rank if init == "icnr" else 1))
+    shape = (cin, cout, *ksize) if base == "ConvTranspose" else (cout, cin, *ksize)
+    rng = np.random.default_rng(int(args.get("seed", 0)))
+    bound = 1.0 / np.sqrt(shape[1] * int(np.prod(ksize)))  # torch: kaiming_uniform(a=sqrt(5))
+    if init == "taps":
+        taps = np.asarray(args["taps"] if isinstance(args["taps"], tuple) else (args["taps"],))
+        kernel = taps.astype(float)
+        for _ in range(rank - 1):
+            kernel = np.multiply.outer(kernel, taps)
+        kernel = np.broadcast_to(kernel, shape).copy()
+    elif init == "default":
+        kernel = rng.uniform(-bound, bound, shape)
+    elif init == "icnr":
+        base_kernel = rng.normal(0.0, bound, (cout // r**rank, *shape[1:]))
+        kernel = np.repeat(base_kernel, r**rank, axis=0)
+    else:
+        kernel = np.ones(shape)
+    if "bias" in args:
+        bias = np.asarray(args["bias"], dtype=float).reshape(-1)
+    elif init == "default":
+        bias = rng.uniform(-bound, bound, cout)
+    else:
+        bias = None
+    weights = LayerWeights(kernel=kernel, bias=bias)
+    return lambda: weights
+
+
 def parse_layer(text: str, index: int = 0) -> Node:
     """Parse one layer such as ``"ConvTranspose2d(k=3, s=2, p=1, op=1)"`` into a :class:`Node`."""
     m = _LAYER.match(text)
@@ -124,7 +166,13 @@ def parse_layer(text: str, index: int = 0) -> Node:
         "outputs": (f"v{index + 1}",),
     }
     if base in _WINDOW_KINDS:
-        return Node(kind=_WINDOW_KINDS[base], window=_window(args, rank), **common)
+        window = _window(args, rank)
+        return Node(
+            kind=_WINDOW_KINDS[base],
+            window=window,
+            weights=_chain_weights(base, args, window),
+            **common,
+        )
     if base == "Blur":
         taps = np.asarray(args["taps"], dtype=float)
         kernel = taps

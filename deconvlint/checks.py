@@ -333,9 +333,16 @@ def run_rules(graph: Graph, settings: Settings) -> list[Finding]:
         for finding in fn(Context(graph, settings, doc, shared)):
             if not settings.is_ignored_for_node(rule_id, finding.node):
                 findings.append(finding)
+    if graph.measurements:
+        from deconvlint.checks_weights import annotate_measurements
+
+        annotate_measurements(graph.measurements, findings)
     order = {n.name: i for i, n in enumerate(graph.nodes)}
     findings.sort(key=lambda f: (order.get(f.node, len(order)), f.rule))
     return findings
 
 
 __all__ = ["RULES", "Context", "is_uneven_upsampler", "rule", "run_rules"]
+
+# the weight-aware rules register themselves here (they import Context and rule from above)
+from deconvlint import checks_weights  # noqa: E402, F401

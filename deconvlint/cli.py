@@ -124,6 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         help="give up on a torch model whose forward pass (or trace) runs longer than this",
     )
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="trained weights for a package.module:attribute target: a state_dict saved with "
+        "torch.save (read with weights_only=True) or a safetensors file",
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="run the model (onnxruntime, deconvlint[probe]) on smooth inputs and measure the "
+        "periodic artifacts in every upsampler's output and every graph output (rule DL009)",
+    )
+    parser.add_argument(
+        "--plot",
+        metavar="DIR",
+        type=Path,
+        help="write a PNG per finding into DIR: the interior coverage or the measured response "
+        "over a few periods (matplotlib, deconvlint[plot])",
+    )
     parser.add_argument("--explain", metavar="RULE", help="explain a rule and exit")
     parser.add_argument("--list-rules", action="store_true", help="list all rules and exit")
     parser.add_argument(
@@ -300,9 +319,11 @@ def _check_all(
         elif _is_source(target.display):
             results.append(_check_source(target.display, settings, args))
         else:
-            spec = ModelSpec(target.display, input_shapes=shapes)
+            spec = ModelSpec(target.display, input_shapes=shapes, weights=args.weights)
             results.append(check_one(spec, settings, args.debug, args.trust_pickle, args.timeout))
     for spec in models:
+        if args.weights:
+            spec = replace(spec, weights=args.weights)
         results.append(check_one(spec, settings, args.debug, args.trust_pickle, args.timeout))
     return results
 
@@ -380,7 +401,22 @@ def run(args: argparse.Namespace) -> int:
         for note in notes:
             print(note, file=sys.stderr)
     args.source_tally = {"fixed": 0, "unsafe": 0, "changed": 0}
+    if args.probe:
+        settings = replace(settings, probe=True)
+    if args.plot is not None:
+        from deconvlint.plot import check_plotting
+
+        try:
+            check_plotting(args.plot)
+        except DeconvlintError as exc:
+            return _fail(f"{PROG}: error: {' '.join(str(exc).split())}")
     report = Report(results=_check_all(args, models, settings))
+    if args.plot is not None:
+        from deconvlint.plot import write_plots
+
+        for written in write_plots(report, args.plot):
+            if not args.quiet:
+                print(f"wrote {written}", file=sys.stderr)
 
     style = Style(color=_use_color(), summary=not args.quiet)
     render = formatter.format_statistics if args.statistics else formatter.format_report

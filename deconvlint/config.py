@@ -41,7 +41,9 @@ PYPROJECT_NAME = "pyproject.toml"
 TOML_TABLE = ("tool", "deconvlint")
 
 _LIST_KEYS = ("select", "extend-select", "ignore")
-_KNOWN_KEYS = (*_LIST_KEYS, "fail-on", "per-node-ignores", "models")
+_KNOWN_KEYS = (*_LIST_KEYS, "fail-on", "per-node-ignores", "models", "weights")
+#: ``weights = true`` turns on the rules that are off by default because they read weights.
+WEIGHT_RULES = ("DL007",)
 _MODEL_KEYS = ("target", "kwargs", "input-shape")
 
 # Option types of the catalogue -> the Python types a config value may have (bool is not a number).
@@ -252,6 +254,7 @@ def _check(data: Any, source: _Source, catalogue: Mapping[str, RuleDoc]) -> Opti
     per_node: dict[str, tuple[str, ...]] = {}
     rule_options: dict[str, dict[str, Any]] = {}
     models: tuple[ModelSpec, ...] = ()
+    weights = False
     for key, value in data.items():
         key = str(key)
         if key in _LIST_KEYS:
@@ -277,6 +280,10 @@ def _check(data: Any, source: _Source, catalogue: Mapping[str, RuleDoc]) -> Opti
                     raise source.fail((key, str(pattern)), str(exc)) from None
         elif key == "models":
             models = _check_models(source, value)
+        elif key == "weights":
+            if not isinstance(value, bool):
+                raise source.fail((key,), f"expected true or false, got {_type_name(value)}")
+            weights = value
         elif key in catalogue:
             rule_options[key] = _check_options(source, catalogue[key], value)
         else:
@@ -286,6 +293,8 @@ def _check(data: Any, source: _Source, catalogue: Mapping[str, RuleDoc]) -> Opti
                 else f"unknown key (known: {', '.join(_KNOWN_KEYS)}, or a rule id)"
             )
             raise source.fail((key,), hint)
+    if weights:
+        lists["extend-select"] = (*lists.get("extend-select", ()), *WEIGHT_RULES)
     return Options(
         select=lists.get("select"),
         extend_select=lists.get("extend-select"),

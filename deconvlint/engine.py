@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deconvlint.errors import DeconvlintError
 from deconvlint.ir import Graph
@@ -42,6 +42,10 @@ def check_path(
     shown = os.fspath(path)
     try:
         graph = load_graph(path)
+        if settings is not None and settings.probe:
+            from deconvlint.probe_onnx import probe_onnx
+
+            graph.measurements = probe_onnx(path, graph, settings.probe_input_shapes)
         findings = check_graph(graph, settings)
     except DeconvlintError as exc:
         if raise_errors:
@@ -70,7 +74,7 @@ def check_target(
     >>> print(check_target("no_such_package.models:Generator").error)
     cannot import no_such_package.models: ModuleNotFoundError: No module named 'no_such_package'
     """
-    from deconvlint.targets import ModelSpec, load_target_graph
+    from deconvlint.targets import ModelSpec, load_target
 
     spec = target if isinstance(target, ModelSpec) else ModelSpec(os.fspath(target))
     if spec.target.endswith(".py") and os.path.isfile(spec.target):
@@ -78,10 +82,32 @@ def check_target(
 
         return check_file(spec.target, settings).result
     try:
-        graph = load_target_graph(spec, trust_pickle=trust_pickle, timeout=timeout)
+        graph, module = load_target(spec, trust_pickle=trust_pickle, timeout=timeout)
+        if settings is not None and settings.probe:
+            graph.measurements = _probe_target(spec, graph, settings, module)
         findings = check_graph(graph, settings)
     except DeconvlintError as exc:
         if raise_errors:
             raise
         return FileResult(path=spec.target, error=" ".join(str(exc).split()))
     return FileResult(path=spec.target, findings=findings)
+
+
+def _probe_target(spec: ModelSpec, graph: Graph, settings: Settings, module: Any) -> dict:
+    """``--probe`` on a target: onnxruntime for an ONNX file, torch for a module target."""
+    from deconvlint.probe import ProbeError
+    from deconvlint.targets import FileFormat, sniff
+
+    shapes = settings.probe_input_shapes or spec.input_shapes
+    if os.path.exists(spec.target) and sniff(spec.target) is FileFormat.ONNX:
+        from deconvlint.probe_onnx import probe_onnx
+
+        return probe_onnx(spec.target, graph, shapes)
+    if module is not None:
+        from deconvlint.probe_torch import probe_module
+
+        return probe_module(module, graph, shapes)
+    raise ProbeError(
+        "--probe runs ONNX files and package.module:attribute targets; export this model to "
+        "ONNX to probe it"
+    )

@@ -19,6 +19,7 @@ H then W).  Nothing here knows about onnx or torch, and nothing here computes co
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -110,6 +111,25 @@ class ShiftAxis:
     step: int = 1
 
 
+@dataclass(frozen=True)
+class LayerWeights:
+    """A layer's trained parameters, in the framework's layout, as float64.
+
+    ``kernel``: ``(C_in, C_out/groups, k...)`` for a transposed conv, ``(C_out, C_in/groups,
+    k...)`` for a conv (ONNX and PyTorch agree); ``bias``: ``(C_out,)`` or ``None``.
+    """
+
+    kernel: np.ndarray
+    bias: np.ndarray | None = None
+
+
+#: Reads a layer's weights when a rule asks for them (``None``: they cannot be read).  Front
+#: ends hand one to every conv and transposed conv; structural rules never call it, so checking
+#: the architecture reads no weight tensor.  This is the one seam for weight access: an ONNX
+#: reader that skims the file only needs to supply another callable.
+WeightSource = Callable[[], "LayerWeights | None"]
+
+
 @dataclass
 class Node:
     """One op of the model, reduced to what coverage analysis needs."""
@@ -132,6 +152,8 @@ class Node:
     out_channels: int | None = None
     groups: int = 1
     has_bias: bool = False
+    # The layer's trained weights, read lazily (CONV_TRANSPOSE, CONV); see WeightSource.
+    weights: WeightSource | None = field(default=None, repr=False, compare=False)
     # Where the layer was written, for users: "path/to/model.py:42" (torch front end).
     source: str | None = None
     # Front-end notes worth showing with a finding (e.g. "scale could not be resolved").
@@ -170,6 +192,8 @@ class Graph:
     shapes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     # Model-level notes (e.g. "shape inference failed: ...").
     notes: list[str] = field(default_factory=list)
+    # What --probe measured, by node name (deconvlint.probe.Measurement); None: not probed.
+    measurements: dict[str, Any] | None = None
 
     def producers(self) -> dict[str, Node]:
         """Map each value name to the node that produces it."""

@@ -28,6 +28,9 @@ class Settings:
     fail_on: str = "warning"
     per_node_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # --probe: run the model on smooth inputs and measure the artifacts (rule DL009)
+    probe: bool = False
+    probe_input_shapes: tuple[tuple[int, ...], ...] = ()
 
     def is_enabled(self, rule_id: str, default: bool = True) -> bool:
         """Whether ``rule_id`` runs: selected (or default-on), not ignored."""

@@ -71,6 +71,7 @@ class ModelSpec:
     kwargs: Mapping[str, Any] = field(default_factory=dict)  # passed to a class or a factory
     input_shapes: tuple[tuple[int, ...], ...] = ()  # one shape per example input
     import_dir: str | None = None  # also importable from here (the folder of the config file)
+    weights: str | None = None  # --weights: a state_dict file loaded into the built module
 
 
 def parse_input_shape(text: str) -> tuple[int, ...]:
@@ -414,7 +415,64 @@ def load_target_graph(
 
     An existing path wins over a module target of the same spelling.
     """
+    return load_target(spec, trust_pickle=trust_pickle, timeout=timeout)[0]
+
+
+def load_target(
+    spec: ModelSpec, *, trust_pickle: bool = False, timeout: float | None = None
+) -> tuple[Graph, Any]:
+    """:func:`load_target_graph`, and the built ``torch.nn.Module`` for a module target (else
+    ``None``), which the probe runs."""
     if os.path.exists(spec.target) or not is_module_target(spec.target):
-        return _file_graph(spec, trust_pickle, timeout)
+        if spec.weights:
+            raise LoadError("--weights applies to package.module:attribute targets only")
+        return _file_graph(spec, trust_pickle, timeout), None
     module = build_module(import_target(spec.target, spec.import_dir), spec)
-    return module_graph(module, spec, timeout)
+    if spec.weights:
+        load_weights(module, spec.weights)
+    return module_graph(module, spec, timeout), module
+
+
+def _is_safetensors(path: str) -> bool:
+    # 8 bytes of little-endian header length, then a JSON header
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
+
+
+def load_weights(module: Any, path: str) -> None:
+    """Load a ``state_dict`` file into ``module``: safetensors, or ``torch.save`` of tensors
+    read with ``weights_only=True`` (never unpickling code).  A checkpoint dict that keeps the
+    weights under ``state_dict`` or ``model`` is read from there."""
+    torch = _import_torch()
+    if not os.path.isfile(path):
+        raise LoadError(f"--weights: {path}: file not found")
+    try:
+        if _is_safetensors(path):
+            try:
+                from safetensors.torch import load_file
+            except ImportError:
+                raise LoadError(
+                    f"--weights: {path} is a safetensors file and the safetensors package is "
+                    "not installed"
+                ) from None
+            state = load_file(path, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except LoadError:
+        raise
+    except Exception as exc:
+        raise LoadError(
+            f"--weights: cannot read {path} as weights: {type(exc).__name__}: {_one_line(exc)}"
+        ) from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise LoadError(f"--weights: {path} holds a {type(state).__name__}, not a state_dict")
+    try:
+        module.load_state_dict(state)
+    except Exception as exc:
+        raise LoadError(
+            f"--weights: {path} does not fit the model: {_one_line(exc)[:300]}"
+        ) from None

@@ -438,11 +438,14 @@ def test_list_rules() -> None:
         "DL004": ("output-coverage-variance", "warning"),
         "DL005": ("fractional-nearest-resize", "warning"),
         "DL006": ("strided-conv-gradient", "info"),
+        "DL007": ("weight-phase-imbalance", "warning"),
+        "DL008": ("subpixel-without-icnr", "info"),
+        "DL009": ("measured-periodic-artifact", "warning"),
     }
     assert set(table) == set(expected)
     for rule_id, (name, severity) in expected.items():
         assert table[rule_id][1:3] == [name, severity]
-        assert table[rule_id][3] in ("on", "off")
+        assert table[rule_id][3] == ("off" if rule_id == "DL007" else "on")
     rules = json.loads(run_real("--list-rules", "--format", "json").stdout)
     assert [r["id"] for r in rules] == sorted(expected)
 

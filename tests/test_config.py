@@ -21,7 +21,7 @@ from deconvlint.config import (
 from deconvlint.errors import ConfigError
 from deconvlint.settings import Settings
 
-ALL_RULES = ("DL001", "DL002", "DL003", "DL004", "DL005", "DL006")
+ALL_RULES = tuple(load_catalogue())
 
 
 def toml(text: str) -> Options:
@@ -213,9 +213,9 @@ def test_no_selection_anywhere_keeps_the_catalogue_defaults() -> None:
 def test_config_selection() -> None:
     assert enabled(merge(Options(select=("DL001",)), Options())) == ["DL001"]
     assert enabled(merge(Options(ignore=("DL00",)), Options())) == []
-    assert enabled(merge(Options(select=("ALL",), ignore=("DL006",)), Options())) == list(
-        ALL_RULES[:5]
-    )
+    assert enabled(merge(Options(select=("ALL",), ignore=("DL006",)), Options())) == [
+        r for r in ALL_RULES if r != "DL006"
+    ]
 
 
 def test_flag_select_starts_over_and_beats_config_ignore() -> None:
@@ -352,3 +352,13 @@ def test_models_errors_in_yaml(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         yaml(text)
     assert str(info.value).startswith(message), str(info.value)
+
+
+def test_weights_true_turns_on_the_weight_rules(tmp_path: Path) -> None:
+    path = tmp_path / ".deconvlint.yaml"
+    path.write_text("weights: true\n", encoding="utf-8")
+    assert "DL007" in enabled(merge(load_config(path), Options()))
+    assert "DL007" not in enabled(merge(Options(), Options()))
+    path.write_text("weights: 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="weights: expected true or false"):
+        load_config(path)

@@ -13,9 +13,17 @@ from deconvlint.settings import Settings
 CATALOGUE = load_catalogue()
 
 
-def findings_for(chain: str, rule_id: str):
+def findings_for(chain: str, rule_id: str, probe: bool = False):
     nodes = parse_chain(chain)
     graph = Graph("example", nodes, ("v0",), (nodes[-1].outputs[0],))
+    if probe:  # the chain as a real ONNX model with all-ones weights, run by onnxruntime
+        from deconvlint.frontends.onnx import graph_from_model
+        from deconvlint.probe_onnx import probe_onnx
+        from tests.onnx_factory import model_from_chain
+
+        model = model_from_chain(nodes, weights="ones")
+        graph = graph_from_model(model)
+        graph.measurements = probe_onnx(model, graph)
     return [f for f in run_rules(graph, Settings(select=("ALL",))) if f.rule == rule_id]
 
 
@@ -37,7 +45,7 @@ def test_every_rule_has_a_catalogue_entry_with_examples():
 
 @pytest.mark.parametrize(("rule_id", "example"), list(_cases("flag")))
 def test_flag_examples_fire(rule_id, example):
-    found = findings_for(example.chain, rule_id)
+    found = findings_for(example.chain, rule_id, example.probe)
     assert found, f"{rule_id} did not fire on {example.chain!r}"
     expected = example.severity or CATALOGUE[rule_id].severity
     assert [f.severity for f in found] == [expected] * len(found), [f.message for f in found]
@@ -45,7 +53,7 @@ def test_flag_examples_fire(rule_id, example):
 
 @pytest.mark.parametrize(("rule_id", "example"), list(_cases("clean")))
 def test_clean_examples_stay_silent(rule_id, example):
-    found = findings_for(example.chain, rule_id)
+    found = findings_for(example.chain, rule_id, example.probe)
     assert not found, f"{rule_id} fired on clean {example.chain!r}: {[f.message for f in found]}"
 
 

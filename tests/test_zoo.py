@@ -128,6 +128,9 @@ OTHERS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "gated_decoder": {":tanh": _v(f"DL004:{WARN}")},
     "autoencoder": {"decoder.5": _v(f"DL004:{WARN}")},
+    # default-initialised sub-pixel convs: their r^2 sub-kernels differ (no ICNR)
+    "espcn": {"last_part.0": _v(f"DL008:{INFO}")},
+    "srgan": {"block8.0.conv": _v(f"DL008:{INFO}"), "block8.1.conv": _v(f"DL008:{INFO}")},
 }
 
 
@@ -244,7 +247,8 @@ def _onnx_export(entry: ZooEntry, exporter: str) -> Any:
 def _signature(finding: Finding) -> tuple:
     """A finding without node and value names (which differ between the two readers): how many
     nodes it names, and whether it names an output, stay."""
-    metrics = {k: v for k, v in finding.metrics.items() if k not in ("nodes", "output")}
+    names = ("nodes", "output", "shuffle", "compensated_by")
+    metrics = {k: v for k, v in finding.metrics.items() if k not in names}
     metrics["nodes"] = len(finding.metrics.get("nodes", ()))
     metrics["output"] = "output" in finding.metrics
     suggestions = [

@@ -21,7 +21,7 @@ import numpy as np
 
 from deconvlint.errors import LoadError
 from deconvlint.frontends.onnx_fold import Folded
-from deconvlint.ir import Kind, Node
+from deconvlint.ir import Kind, LayerWeights, Node, WeightSource
 
 #: Largest kernel, stride, dilation or block size taken seriously.
 MAX_WINDOW = 1 << 16
@@ -184,6 +184,30 @@ class OpContext:
         if not name or self.values is None:
             return None
         return self.values.weights(name, self.notes)
+
+    def weight_source(self, kernel: int = 1, bias: int = 2) -> WeightSource | None:
+        """Reads the op's weight and bias initializers when a weight-aware rule asks.
+
+        The one place the ONNX front end hands weights to rules: a reader that skims the file
+        (reading tensors only on demand) replaces ``ValueLookup.weights`` behind it.
+        """
+        names = (self.input(kernel), self.input(bias))
+        if not names[0] or self.values is None or self.is_data(kernel) or self.is_data(bias):
+            return None
+        values = self.values
+
+        def read() -> LayerWeights | None:
+            notes: list[str] = []
+            w = values.weights(names[0], notes)
+            b = values.weights(names[1], notes) if names[1] else None
+            if w is None or (names[1] and b is None):
+                return None
+            return LayerWeights(
+                np.asarray(w, dtype=np.float64),
+                None if b is None else np.asarray(b, dtype=np.float64).reshape(-1),
+            )
+
+        return read
 
     def is_data(self, index: int) -> bool:
         return index < len(self.data) and self.data[index]

@@ -210,6 +210,7 @@ def convert_conv_transpose(ctx: OpContext) -> Node:
         out_channels=c_out,
         groups=group,
         has_bias=bool(ctx.input(2)),
+        weights=ctx.weight_source(),
     )
 
 
@@ -255,6 +256,7 @@ def convert_conv(ctx: OpContext) -> Node:
         out_channels=c_out,
         groups=group,
         has_bias=bool(ctx.input(2)),
+        weights=ctx.weight_source(),
     )
 
 

@@ -75,7 +75,7 @@ def _conv(
     from torch import nn
 
     weight, bias = _weight(module), getattr(module, "bias", None)
-    bias_arg = TensorArg() if bias is not None else None
+    bias_arg = _weight(module, "bias") if bias is not None else None
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
         output_size = kwargs.get("output_size", args[1] if len(args) > 1 else None)
         return conv_transpose_spec(

@@ -24,7 +24,7 @@ from deconvlint.frontends.torch_spec import (
     per_axis,
     window_axes,
 )
-from deconvlint.ir import Kind
+from deconvlint.ir import Kind, LayerWeights, WeightSource
 
 _NEEDS = "pass example inputs"
 
@@ -59,6 +59,24 @@ def fixed_kernel(weight: TensorArg, groups: Any) -> np.ndarray | None:
     if not np.array_equal(values, np.broadcast_to(values[:1], values.shape)):
         return None
     return values[0, 0].copy()
+
+
+def weight_source(weight: Any, bias: Any) -> WeightSource | None:
+    """Reads the layer's parameters when a weight-aware rule asks (see ``WeightSource``)."""
+    if not isinstance(weight, TensorArg) or weight.tensor is None or weight.is_data:
+        return None
+    kernel = weight.tensor
+    bias_tensor = bias.tensor if isinstance(bias, TensorArg) and not bias.is_data else None
+
+    def read() -> LayerWeights:
+        def array(t: Any) -> np.ndarray:
+            return t.detach().to("cpu").double().numpy().copy()
+
+        return LayerWeights(
+            array(kernel), None if bias_tensor is None else array(bias_tensor).reshape(-1)
+        )
+
+    return read
 
 
 def _weight_shape(weight: Any) -> tuple[int, ...] | None:
@@ -116,6 +134,7 @@ def conv_transpose_spec(
             "out_channels": shape[1] * groups,
             "groups": groups,
             "has_bias": isinstance(bias, TensorArg),
+            "weights": weight_source(weight, bias),
         },
         notes=notes,
     )
@@ -165,6 +184,7 @@ def conv_spec(
             "out_channels": shape[0],
             "groups": groups,
             "has_bias": isinstance(bias, TensorArg),
+            "weights": weight_source(weight, bias),
         },
         notes=_conv_notes(weight, kernel),
         extra=extra or {},
