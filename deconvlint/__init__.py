@@ -17,18 +17,20 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from deconvlint.api import DeconvLintWarning, assert_clean, check
+    from deconvlint.model_fix import fix
     from deconvlint.report import Finding, Report
 
 # public name -> the module that defines it
 _LAZY = {
     "check": "deconvlint.api",
     "assert_clean": "deconvlint.api",
+    "fix": "deconvlint.model_fix",
     "DeconvLintWarning": "deconvlint.api",
     "Report": "deconvlint.report",
     "Finding": "deconvlint.report",
 }
 
-__all__ = ["DeconvLintWarning", "Finding", "Report", "__version__", "assert_clean", "check"]
+__all__ = ["DeconvLintWarning", "Finding", "Report", "__version__", "assert_clean", "check", "fix"]
 
 
 def __getattr__(name: str) -> Any:

@@ -17,3 +17,7 @@ class TraceError(DeconvlintError):
 
 class ConfigError(DeconvlintError):
     """A configuration file or option that is wrong: unknown key, wrong type, unknown rule."""
+
+
+class FixError(DeconvlintError):
+    """``deconvlint.fix`` could not verify its result, or the model fails on its example inputs."""

@@ -96,6 +96,10 @@ def _kwargs(params: dict[str, Any], node: Node) -> str:
     parts = [f"{k}={v!r}" for k, v in params.items()]
     if node.groups > 1:
         parts.append(f"groups={node.groups}")
+    # a layer read from a model (its channels known) that has no bias: the rewrite has none
+    weighted = node.kind in (Kind.CONV, Kind.CONV_TRANSPOSE) and node.in_channels is not None
+    if weighted and not node.has_bias:
+        parts.append("bias=False")
     return ", ".join(parts)
 
 

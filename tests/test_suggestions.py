@@ -172,12 +172,24 @@ def test_strided_rewrites_keep_shape_and_even_fan_out(k, s, d, p, base):
 
 def test_issue_example_rewrite():
     node = parse_layer("ConvTranspose2d(k=3, s=2, p=1, op=1)")
-    node.in_channels, node.out_channels = 64, 32
+    node.in_channels, node.out_channels, node.has_bias = 64, 32, True
     first, second = conv_transpose_rewrites(node)
     assert first.params == {"kernel_size": 4, "stride": 2, "padding": 1}
     assert first.code == "nn.ConvTranspose2d(64, 32, kernel_size=4, stride=2, padding=1)"
     assert second.params == {"scale_factor": 2, "mode": "nearest", "kernel_size": 3, "padding": 1}
     assert "nn.Conv2d(64, 32, kernel_size=3, padding=1)" in second.code
+
+
+def test_rewrite_of_a_layer_without_bias_has_none():
+    node = parse_layer("ConvTranspose2d(k=3, s=2, p=1, op=1)")
+    node.in_channels, node.out_channels = 64, 32  # read from a model, with no bias
+    first, second = conv_transpose_rewrites(node)
+    assert (
+        first.code == "nn.ConvTranspose2d(64, 32, kernel_size=4, stride=2, padding=1, bias=False)"
+    )
+    assert "nn.Conv2d(64, 32, kernel_size=3, padding=1, bias=False)" in second.code
+    unread = parse_layer("ConvTranspose2d(k=3, s=2, p=1, op=1)")  # channels unknown: a spec
+    assert "bias" not in conv_transpose_rewrites(unread)[0].code
 
 
 def test_fractional_resize_rewrite_keeps_shape():
