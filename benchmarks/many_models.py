@@ -1,0 +1,64 @@
+"""``deconvlint FOLDER -j 1`` against ``-j 2`` on a folder of generated ONNX models.
+
+Writes N small decoders (``tests/onnx_factory.write_many_models``: one to three upsamplers,
+clean and flagged) to a temporary folder, then runs ``python -m deconvlint FOLDER --format json``
+with each job count R times, alternating, and prints the median wall times, their ratio, and
+whether the outputs are identical (they must be: order is the input order whatever the jobs).
+Usage: python benchmarks/many_models.py [-n MODELS] [-r REPEATS] [-j JOBS ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def timed(cmd: list[str]) -> tuple[float, bytes]:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, check=False, cwd=ROOT)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.decode()}")
+    return elapsed, done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=200, help="number of models")
+    parser.add_argument("-r", type=int, default=3, help="runs per job count")
+    parser.add_argument("-j", type=int, nargs="+", default=[1, 2], help="job counts to compare")
+    args = parser.parse_args()
+
+    from tests.onnx_factory import write_many_models
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_many_models(folder, args.n)
+        times: dict[int, list[float]] = {j: [] for j in args.j}
+        outputs: dict[int, set[bytes]] = {j: set() for j in args.j}
+        for _ in range(args.r):
+            for jobs in args.j:
+                cmd = [sys.executable, "-m", "deconvlint", folder, "--format", "json"]
+                elapsed, out = timed([*cmd, "-j", str(jobs)])
+                times[jobs].append(elapsed)
+                outputs[jobs].add(out)
+    medians = {j: statistics.median(t) for j, t in times.items()}
+    for jobs in args.j:
+        runs = ", ".join(f"{t:.2f}" for t in times[jobs])
+        print(f"-j {jobs}: median {medians[jobs]:.2f} s over {args.r} runs ({runs})")
+    base = args.j[0]
+    for jobs in args.j[1:]:
+        print(f"-j {base} / -j {jobs}: {medians[base] / medians[jobs]:.2f}x")
+    identical = len(set().union(*outputs.values())) == 1
+    print(f"{args.n} models; outputs identical across runs and job counts: {identical}")
+
+
+if __name__ == "__main__":
+    main()
