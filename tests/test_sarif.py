@@ -192,3 +192,28 @@ def test_examples_pass_the_official_validator(tmp_path: Path) -> None:
     torch_style = tmp_path / "torch.sarif"
     torch_style.write_text(sarif.format_report(_torch_style_report()))
     assert validate_sarif(tool, torch_style) == []
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_torch_target_points_at_its_source_and_validates(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from tests.test_parallel import MODELS_PY
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "models.py").write_text(MODELS_PY)
+    args = ("pkg.models:Generator", "--input-shape", "1,4,8,8", "--format", "sarif")
+    proc = deconvlint(*args, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    log = json.loads(proc.stdout)
+    first = log["runs"][0]["results"][0]
+    assert first["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "pkg/models.py", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 7},
+    }
+    assert first["locations"][0]["logicalLocations"][0]["name"] == "up"
+    tool = needs_sarif_multitool()
+    path = tmp_path / "torch.sarif"
+    path.write_text(proc.stdout)
+    assert validate_sarif(tool, path) == []
