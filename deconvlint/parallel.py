@@ -32,6 +32,7 @@ from deconvlint.report import FileResult
 if TYPE_CHECKING:
     from deconvlint.targets import ModelSpec
 
+BATCH_MAX = 8  # files per task sent to a worker
 PROGRESS_MIN_FILES = 5  # "more than a few files" before a progress bar is worth drawing
 # Imported before the workers start, so that each worker starts with them loaded.
 _PRELOAD = ["deconvlint.cli", "deconvlint.engine", "deconvlint.checks", "deconvlint.frontends.onnx"]
@@ -119,6 +120,18 @@ def _retry_alone(spec: ModelSpec, run: Callable[[ModelSpec], FileResult]) -> Fil
             )
 
 
+def _run_batch(run: Callable[[ModelSpec], FileResult], specs: list[ModelSpec]) -> list[FileResult]:
+    return [run(spec) for spec in specs]
+
+
+def _batches(indices: list[int], jobs: int) -> list[list[int]]:
+    """Consecutive runs of a few files per task, as ``Executor.map``'s ``chunksize``: fewer
+    hand-offs between this process and the workers, while the progress bar keeps moving and
+    the load stays even (about four tasks per worker, at most ``BATCH_MAX`` files each)."""
+    size = max(1, min(BATCH_MAX, len(indices) // (4 * jobs)))
+    return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+
 def check_in_order(
     inputs: Sequence[FileResult | ModelSpec],
     run: Callable[[ModelSpec], FileResult] | None,
@@ -146,22 +159,25 @@ def check_in_order(
     pooled_set = set(pooled)
     pool = _pool(min(jobs, len(pooled))) if pooled else None
     try:
-        futures: dict[Future, int] = {}
+        futures: dict[Future, list[int]] = {}
         if pool is not None:
-            futures = {pool.submit(run, inputs[i]): i for i in pooled}
+            for batch in _batches(pooled, jobs):
+                futures[pool.submit(_run_batch, run, [inputs[i] for i in batch])] = batch
         for index, item in enumerate(inputs):
             if results[index] is None and index not in pooled_set:
                 results[index] = run(item)  # type: ignore[arg-type, misc]
                 progress.advance(item.target)  # type: ignore[union-attr]
         broken = []
         for future in as_completed(futures):
-            index = futures[future]
+            batch = futures[future]
             try:
-                results[index] = future.result()
+                done = future.result()
             except BrokenProcessPool:
-                broken.append(index)
+                broken += batch
                 continue
-            progress.advance(results[index].path)  # type: ignore[union-attr]
+            for index, result in zip(batch, done, strict=True):
+                results[index] = result
+                progress.advance(result.path)
         for index in sorted(broken):
             results[index] = _retry_alone(inputs[index], run)  # type: ignore[arg-type]
             progress.advance(inputs[index].target)  # type: ignore[union-attr]

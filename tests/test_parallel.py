@@ -74,12 +74,12 @@ def test_in_process_specs_and_ready_results_keep_their_place() -> None:
 
 
 def test_a_dying_worker_costs_only_its_own_file() -> None:
-    specs = [ModelSpec(f"m{i}.onnx") for i in range(8)]
-    run = functools.partial(echo, die_on="m3.onnx")
+    specs = [ModelSpec(f"m{i}.onnx") for i in range(20)]  # batches of two files
+    run = functools.partial(echo, die_on="m13.onnx")
     done = check_in_order(specs, run, jobs=2)
     assert [r.path for r in done] == [s.target for s in specs]
-    assert "the process checking this file died" in done[3].error
-    assert all(r.error.startswith("pid ") for i, r in enumerate(done) if i != 3)
+    assert "the process checking this file died" in done[13].error
+    assert all(r.error.startswith("pid ") for i, r in enumerate(done) if i != 13)
 
 
 def test_one_job_runs_everything_here() -> None:
