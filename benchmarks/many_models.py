@@ -10,6 +10,7 @@ Usage: python benchmarks/many_models.py [-n MODELS] [-r REPEATS] [-j JOBS ...]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +40,7 @@ def main() -> None:
 
     from tests.onnx_factory import write_many_models
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         write_many_models(folder, args.n)
         times: dict[int, list[float]] = {j: [] for j in args.j}
@@ -58,6 +60,11 @@ def main() -> None:
         print(f"-j {base} / -j {jobs}: {medians[base] / medians[jobs]:.2f}x")
     identical = len(set().union(*outputs.values())) == 1
     print(f"{args.n} models; outputs identical across runs and job counts: {identical}")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(
+        f"{cpus} CPUs; 1-minute load average {load_before[0]:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after (other work on the machine skews the times)"
+    )
 
 
 if __name__ == "__main__":
