@@ -3,7 +3,8 @@
 Writes N small decoders (``tests/onnx_factory.write_many_models``: one to three upsamplers,
 clean and flagged) to a temporary folder, then runs ``python -m deconvlint FOLDER --format json``
 with each job count R times, alternating, and prints the median wall times, their ratio, and
-whether the outputs are identical (they must be: order is the input order whatever the jobs).
+whether the outputs are identical (they must be: order is the input order whatever the jobs),
+with a control: how much faster plain busy loops run in that many processes on this machine now.
 Usage: python benchmarks/many_models.py [-n MODELS] [-r REPEATS] [-j JOBS ...]
 """
 
@@ -31,6 +32,31 @@ def timed(cmd: list[str]) -> tuple[float, bytes]:
     return elapsed, done.stdout
 
 
+def _spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def machine_speedup(jobs: int, n: int = 5_000_000) -> float:
+    """A control: ``jobs`` busy loops one after another, over the same loops in ``jobs``
+    processes.  Near ``jobs`` on an idle machine; near 1 when other work takes the CPUs, and
+    then no ``-j`` can be faster either."""
+    import multiprocessing
+
+    start = time.perf_counter()
+    for _ in range(jobs):
+        _spin(n)
+    serial = time.perf_counter() - start
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        pool.map(_spin, [1000] * jobs)  # start the workers before timing
+        start = time.perf_counter()
+        pool.map(_spin, [n] * jobs)
+        parallel = time.perf_counter() - start
+    return serial / parallel
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=200, help="number of models")
@@ -41,6 +67,7 @@ def main() -> None:
     from tests.onnx_factory import write_many_models
 
     load_before = os.getloadavg()
+    control_before = machine_speedup(max(args.j))
     with tempfile.TemporaryDirectory() as folder:
         write_many_models(folder, args.n)
         times: dict[int, list[float]] = {j: [] for j in args.j}
@@ -65,6 +92,8 @@ def main() -> None:
         f"{cpus} CPUs; 1-minute load average {load_before[0]:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after (other work on the machine skews the times)"
     )
+    control = f"{control_before:.2f}x before, {machine_speedup(max(args.j)):.2f}x after"
+    print(f"control, {max(args.j)} busy loops in {max(args.j)} processes: {control}")
 
 
 if __name__ == "__main__":
