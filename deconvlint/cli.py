@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import traceback
@@ -153,9 +154,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print only findings and errors, no summary"
     )
+    _add_ci_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
+
+
+def _add_ci_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags for CI: parallel jobs, output files, report-only runs."""
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        metavar="N",
+        type=_jobs,
+        default=None,
+        help="check files in N parallel processes (default: the number of CPUs)",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the chosen --format to FILE; the terminal keeps the text summary",
+    )
+    parser.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="also write a self-contained HTML report to FILE.html",
+    )
+    parser.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when there are findings (inputs that cannot be read still exit 2)",
+    )
+
+
+def _jobs(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of processes, got {text!r}")
+    return int(text)
 
 
 def _input_shape(text: str) -> tuple[int, ...]:
@@ -309,23 +344,34 @@ def _check_all(
 ) -> list[FileResult]:
     """The results for the command line's paths and targets, then the configured models."""
     from deconvlint.discovery import collect_targets
+    from deconvlint.parallel import Progress, check_in_order, default_jobs, wants_progress
     from deconvlint.targets import ModelSpec
 
     shapes = tuple(args.input_shape or ())
-    results = []
+    inputs: list[FileResult | ModelSpec] = []
     for target in collect_targets(args.paths or ([] if models else ["."])):
         if target.error is not None:
-            results.append(FileResult(path=target.display, error=target.error))
-        elif _is_source(target.display):
-            results.append(_check_source(target.display, settings, args))
+            inputs.append(FileResult(path=target.display, error=target.error))
+        elif _is_source(target.display):  # here, in order: --fix writes, --diff prints
+            inputs.append(_check_source(target.display, settings, args))
         else:
-            spec = ModelSpec(target.display, input_shapes=shapes, weights=args.weights)
-            results.append(check_one(spec, settings, args.debug, args.trust_pickle, args.timeout))
-    for spec in models:
-        if args.weights:
-            spec = replace(spec, weights=args.weights)
-        results.append(check_one(spec, settings, args.debug, args.trust_pickle, args.timeout))
-    return results
+            inputs.append(ModelSpec(target.display, input_shapes=shapes, weights=args.weights))
+    inputs += [replace(spec, weights=args.weights) if args.weights else spec for spec in models]
+    run = functools.partial(
+        check_one,
+        settings=settings,
+        debug=args.debug,
+        trust_pickle=args.trust_pickle,
+        timeout=args.timeout,
+    )
+    show = not args.quiet and wants_progress(len(inputs))
+    return check_in_order(
+        inputs,
+        run,
+        jobs=args.jobs or default_jobs(),
+        in_process=_runs_torch,  # torch targets import user code and torch: run them here
+        progress=Progress(len(inputs), enabled=show),
+    )
 
 
 def _is_source(path: str) -> bool:
@@ -418,18 +464,49 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(f"wrote {written}", file=sys.stderr)
 
-    style = Style(color=_use_color(), summary=not args.quiet)
+    style = Style(color=_use_color() and args.output is None, summary=not args.quiet)
     render = formatter.format_statistics if args.statistics else formatter.format_report
-    if not args.diff:  # --diff: the diff is the output
-        _write(sys.stdout, render(report, style))
-    for line in format_error_lines(report):
+    rendered = render(report, style)
+    failed_write = _write_files(args, report, rendered)
+    if args.diff:  # --diff: the diff is the output
+        pass
+    elif args.output is None:
+        _write(sys.stdout, rendered)
+    elif not args.quiet:  # the file has the chosen format; the terminal keeps the summary
+        from deconvlint.formatters.text import format_summary
+
+        print(format_summary(report))
+    for line in format_error_lines(report) + failed_write:
         print(line, file=sys.stderr)
     summary = _fix_summary(args)
     if summary and not args.quiet:
         print(summary, file=sys.stderr)
+    if failed_write:
+        return 2
     if args.diff:
         return 2 if report.errors else int(args.source_tally["changed"] > 0)
-    return report.exit_code(settings.fail_on)
+    code = report.exit_code(settings.fail_on)
+    return 0 if args.exit_zero and code == 1 else code
+
+
+def _write_files(args: argparse.Namespace, report: Report, rendered: str) -> list[str]:
+    """Write ``--output`` and ``--report``; one error line per file that could not be written."""
+    wanted = []
+    if args.output is not None:
+        wanted.append(("--output", args.output, lambda: rendered))
+    if args.report is not None:
+        from deconvlint.formatters import html
+
+        wanted.append(("--report", args.report, lambda: html.format_report(report)))
+    failed = []
+    for flag, path, content in wanted:
+        try:
+            with open(path, "w", encoding="utf-8", newline="\n") as file:
+                file.write(content())
+        except OSError as exc:
+            cause = exc.strerror or " ".join(str(exc).split())
+            failed.append(f"{path}: error: {flag}: cannot write the file: {cause}")
+    return failed
 
 
 def main(argv: Sequence[str] | None = None) -> int:

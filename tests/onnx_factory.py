@@ -329,3 +329,30 @@ def model_from_chain(
     )
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+# Decoders of one to three upsamplers, even and uneven, for runs over many files.
+_MANY_LAYERS = (
+    "ConvTranspose2d(k=3, s=2, p=1, op=1)",
+    "ConvTranspose2d(k=4, s=2, p=1)",
+    "ConvTranspose2d(k=5, s=2, p=2, op=1)",
+    "ConvTranspose2d(k=1, s=2, op=1)",
+    "Upsample(scale=2, mode=nearest) -> Conv2d(k=3, p=1)",
+    "Conv2d(k=3, s=2, p=1)",
+)
+
+
+def write_many_models(folder: str | os.PathLike, count: int) -> list[Path]:
+    """``count`` small ONNX decoders ``model_000.onnx``... in ``folder`` (the same every time),
+    a mix of clean and flagged ones."""
+    from deconvlint.chainspec import parse_chain
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        depth = 1 + index % 3
+        layers = [_MANY_LAYERS[(index // 3 + 5 * k) % len(_MANY_LAYERS)] for k in range(depth)]
+        chain = " -> ReLU() -> ".join(layers)
+        paths.append(save(model_from_chain(parse_chain(chain)), folder / f"model_{index:03d}.onnx"))
+    return paths

@@ -245,5 +245,6 @@ def test_rule_tables() -> None:
 def test_get_formatter() -> None:
     assert get_formatter("text") is text
     assert get_formatter("json") is json_format
+    assert get_formatter("sarif").__name__ == "deconvlint.formatters.sarif"
     with pytest.raises(ValueError):
-        get_formatter("sarif")
+        get_formatter("xml")

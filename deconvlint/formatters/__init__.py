@@ -18,7 +18,7 @@ from types import ModuleType
 
 from deconvlint.report import SEVERITIES, Report
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "sarif", "github", "html")
 
 
 @dataclass(frozen=True)

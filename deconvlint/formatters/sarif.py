@@ -1,0 +1,234 @@
+"""SARIF 2.1.0 output, as GitHub code scanning reads it (``--format sarif``).
+
+One run: ``tool.driver`` names deconvlint and lists every rule of the catalogue; each finding is
+one result with its rule, level, message, the model file (or, for torch findings, the ``.py`` file
+and line where the layer was written) as a location relative to the working folder, the node as a
+logical location, a fingerprint that stays the same across runs, and the metrics in
+``properties``.  An input that could not be analysed is a tool execution notification, and the
+invocation is then unsuccessful.
+
+>>> from deconvlint.report import FileResult, Finding, Report
+>>> f = Finding("DL001", "uneven-overlap", "warning", "up1", "ConvTranspose", "uneven",
+...             source="models/gen.py:42")
+>>> result = sarif_log(Report([FileResult("pkg.models:Gen", [f])]))["runs"][0]["results"][0]
+>>> result["ruleId"], result["level"], result["locations"][0]["physicalLocation"]["region"]
+('DL001', 'warning', {'startLine': 42})
+>>> result["locations"][0]["physicalLocation"]["artifactLocation"]
+{'uri': 'models/gen.py', 'uriBaseId': '%SRCROOT%'}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from deconvlint import __version__
+from deconvlint.formatters import DEFAULT_STYLE, Style
+from deconvlint.formatters.json import plain
+from deconvlint.report import Finding, Report
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://distill.pub/2016/deconv-checkerboard/"
+SRCROOT = "%SRCROOT%"
+LEVELS = {"error": "error", "warning": "warning", "info": "note"}  # SARIF has no "info"
+FINGERPRINT_KEY = "deconvlint/v1"
+_URL = re.compile(r"https?://\S+")
+_SOURCE = re.compile(r"^(?P<file>.+):(?P<line>\d+)$")
+
+
+def _information_uri() -> str:
+    """The project's home page from the installed metadata, else the paper the rules follow."""
+    from importlib import metadata
+
+    try:
+        meta = metadata.metadata("deconvlint")
+    except metadata.PackageNotFoundError:
+        return INFORMATION_URI
+    for entry in meta.get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() in ("homepage", "source", "repository") and url.strip():
+            return url.strip()
+    return meta.get("Home-page") or INFORMATION_URI
+
+
+def artifact_uri(path: str) -> tuple[str, bool]:
+    """``path`` as a URI reference relative to the working folder when it lies below it (and
+    whether it does), else as an absolute ``file://`` URI.
+
+    >>> artifact_uri("models/a b.onnx")
+    ('models/a%20b.onnx', True)
+    """
+    absolute = Path(os.path.abspath(path))
+    try:
+        relative = absolute.relative_to(Path.cwd())
+    except ValueError:
+        return absolute.as_uri(), False
+    return quote(relative.as_posix()), True
+
+
+def _physical(path: str, line: int | None = None) -> dict[str, Any]:
+    uri, relative = artifact_uri(path)
+    artifact: dict[str, Any] = {"uri": uri}
+    if relative:
+        artifact["uriBaseId"] = SRCROOT
+    location: dict[str, Any] = {"artifactLocation": artifact}
+    if line is not None:
+        location["region"] = {"startLine": line}
+    return location
+
+
+def _source(finding: Finding) -> tuple[str, int] | None:
+    match = _SOURCE.match(finding.source or "")
+    if match is None or int(match["line"]) < 1:
+        return None
+    return match["file"], int(match["line"])
+
+
+def _location(path: str, finding: Finding) -> dict[str, Any]:
+    """Where the finding is: the ``.py`` line when known, else the model file (a module target
+    such as ``pkg.models:G`` is no file: then only the logical location is given)."""
+    location: dict[str, Any] = {}
+    source = _source(finding)
+    if source is not None:
+        location["physicalLocation"] = _physical(*source)
+    elif os.path.isfile(path):
+        # GitHub places an alert only with a start line; a model file's finding is the file's
+        location["physicalLocation"] = _physical(path, 1)
+    location["logicalLocations"] = [
+        {"name": finding.node, "fullyQualifiedName": f"{path}:{finding.node}", "kind": "member"}
+    ]
+    return location
+
+
+def fingerprint(path: str, finding: Finding) -> str:
+    """A hash of what identifies a finding across runs: file, rule, node, chain and output (not
+    the message or the metrics, which may be reworded or refined)."""
+    metrics = finding.metrics or {}
+    nodes = metrics.get("nodes") or ()
+    parts = [
+        artifact_uri(path)[0],
+        finding.rule,
+        finding.node,
+        "->".join(map(str, nodes if isinstance(nodes, (list, tuple)) else [nodes])),
+        str(metrics.get("output") or ""),
+    ]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
+def _message(finding: Finding) -> str:
+    text = f"{finding.node}: {finding.message}"
+    if finding.suggestions:
+        text += "\nSuggestions:\n" + "\n".join(f"- {s.title}" for s in finding.suggestions)
+    return text
+
+
+def _result(path: str, finding: Finding, rule_index: dict[str, int]) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ruleId": finding.rule,
+        "level": LEVELS.get(finding.severity, "warning"),
+        "message": {"text": _message(finding)},
+        "locations": [_location(path, finding)],
+        "partialFingerprints": {FINGERPRINT_KEY: fingerprint(path, finding)},
+        "properties": plain(
+            {
+                "severity": finding.severity,
+                "op": finding.op,
+                "model": path,
+                "metrics": finding.metrics,
+                "suggestions": [s.to_dict() for s in finding.suggestions],
+            }
+        ),
+    }
+    if finding.rule in rule_index:
+        result["ruleIndex"] = rule_index[finding.rule]
+    return result
+
+
+def _rule(doc: Any) -> dict[str, Any]:
+    urls = [m.group(0).rstrip(").,") for r in doc.references for m in _URL.finditer(r)]
+    rule: dict[str, Any] = {
+        "id": doc.id,
+        "name": doc.name,
+        "shortDescription": {"text": " ".join(doc.summary.split())},
+        "fullDescription": {"text": doc.sections.get("what_it_does", doc.summary).strip()},
+        "help": {"text": doc.explain(), "markdown": doc.explain()},
+        "defaultConfiguration": {
+            "level": LEVELS.get(doc.severity, "warning"),
+            "enabled": doc.default,
+        },
+        "properties": {"tags": ["checkerboard-artifacts", "neural-networks"]},
+    }
+    if urls:
+        rule["helpUri"] = urls[0]
+    return rule
+
+
+def sarif_log(report: Report, catalogue: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The report as a SARIF 2.1.0 log (a dict ready for ``json.dumps``)."""
+    if catalogue is None:
+        from deconvlint.catalogue import load_catalogue
+
+        catalogue = load_catalogue()
+    rule_index = {rule_id: i for i, rule_id in enumerate(catalogue)}
+    results = [_result(r.path, f, rule_index) for r in report.results for f in r.findings]
+    notifications = [
+        {
+            "level": "error",
+            "message": {"text": f"{r.path}: {' '.join(str(r.error).split())}"},
+            **(
+                {"locations": [{"physicalLocation": _physical(r.path)}]}
+                if os.path.isfile(r.path)
+                else {}
+            ),
+        }
+        for r in report.errors
+    ]
+    invocation: dict[str, Any] = {"executionSuccessful": not notifications}
+    if notifications:
+        invocation["toolExecutionNotifications"] = notifications
+    return {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "deconvlint",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "informationUri": _information_uri(),
+                        "rules": [_rule(doc) for doc in catalogue.values()],
+                    }
+                },
+                "originalUriBaseIds": {SRCROOT: {"uri": Path.cwd().as_uri() + "/"}},
+                "invocations": [invocation],
+                "results": results,
+                "columnKind": "utf16CodeUnits",
+            }
+        ],
+    }
+
+
+def _dumps(log: dict[str, Any]) -> str:
+    return json.dumps(log, indent=2, allow_nan=False) + "\n"
+
+
+def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
+    """The report as a SARIF log (the summary is implied by the results)."""
+    return _dumps(sarif_log(report))
+
+
+def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
+    """SARIF has no statistics view: the full log, which carries the counts."""
+    return format_report(report, style)
+
+
+def format_rules(catalogue: Mapping[str, Any]) -> str:
+    """``--list-rules`` as a SARIF log with the rules and no results."""
+    return _dumps(sarif_log(Report(), catalogue))
