@@ -267,6 +267,7 @@ def test_external_data_outside_the_folder_is_refused_untouched(
     assert not recorder.touched(outside)
 
 
+@pytest.mark.records_reads
 def test_external_data_inside_the_folder_is_not_read_unless_needed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -660,7 +660,7 @@ class FunctionalUpsampler(nn.Module):
     def __init__(self, channels: int = 4) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(channels, channels, 3, 3) * 0.1)
-        self.bias = nn.Parameter(torch.zeros(channels))
+        self.bias = nn.Parameter(torch.randn(channels) * 0.1)
         self.head = nn.Conv2d(channels, 3, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
