@@ -24,7 +24,8 @@ def canonical(value: Any, read_weights: bool = True) -> Any:
             for f in dataclasses.fields(value)
         }
     if isinstance(value, np.ndarray):
-        return ("array", str(value.dtype), value.shape, value.tolist())
+        # through canonical again, so a NaN weight (a fuzzed byte can make one) equals itself
+        return ("array", str(value.dtype), value.shape, canonical(value.tolist()))
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):

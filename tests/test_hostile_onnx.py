@@ -98,6 +98,16 @@ def _relu(inputs, outputs) -> object:
     return make_model(nodes, [value_info("x", [1, 1, 4, 4])], [value_info("y", None)])
 
 
+def _nan_weights() -> object:
+    """A quiet and a signalling NaN among the taps (a fuzzed byte flip made the second; both
+    readers must agree on it)."""
+    model = conv_transpose({"strides": [2, 2]})
+    taps = np.ones((2, 2, 3, 3), np.float32)
+    taps.reshape(-1)[:2] = np.array([0x7FC00000, 0x7FA00000], np.uint32).view(np.float32)
+    model.graph.initializer[0].CopyFrom(tensor("w", taps))
+    return model
+
+
 SMALL = conv_transpose({"strides": [2, 2]})
 
 #: name -> (the model or the bytes of the file, "error" | "findings" | "clean", fragment of the error or None)
@@ -139,6 +149,7 @@ CASES: dict[str, tuple[Callable[[], Any], str, str | None]] = {
     "unknown imported domain": (lambda: _domain(True), "clean", None),
     "NaN resize scale": (lambda: resize([1, 1, float("nan"), 2]), "error", "scales must be positive"),
     "resize scale 1e30": (lambda: resize([1, 1, 1e30, 1e30]), "clean", None),
+    "NaN weights": (_nan_weights, "findings", None),
 }  # fmt: skip
 
 

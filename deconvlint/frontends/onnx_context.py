@@ -202,10 +202,11 @@ class OpContext:
             b = values.weights(names[1], notes) if names[1] else None
             if w is None or (names[1] and b is None):
                 return None
-            return LayerWeights(
-                np.asarray(w, dtype=np.float64),
-                None if b is None else np.asarray(b, dtype=np.float64).reshape(-1),
-            )
+            with np.errstate(invalid="ignore"):  # a signalling NaN among the taps casts quietly
+                return LayerWeights(
+                    np.asarray(w, dtype=np.float64),
+                    None if b is None else np.asarray(b, dtype=np.float64).reshape(-1),
+                )
 
         return read
 
