@@ -374,6 +374,14 @@ def _check_all(
     )
 
 
+def _checks_onnx_here(args: argparse.Namespace) -> bool:
+    """Whether this process will likely check an ONNX file itself (one model file, or ``-j 1``
+    with a path that is no ``.py`` file); a wrong guess costs one idle process."""
+    paths = [p for p in args.paths if not p.endswith(".py")]
+    single = len(args.paths) == 1 and os.path.isfile(args.paths[0])
+    return bool(paths) and (single or args.jobs == 1) and not (args.fix or args.diff)
+
+
 def _is_source(path: str) -> bool:
     return path.endswith(".py") and os.path.isfile(path)
 
@@ -436,6 +444,10 @@ def run(args: argparse.Namespace) -> int:
         _write(sys.stdout, formatter.format_rules(load_catalogue()))
         return 0
 
+    if _checks_onnx_here(args):
+        from deconvlint.frontends.onnx import prestart_inference
+
+        prestart_inference()  # it warms up while the configuration is read
     try:
         config, settings, notes = resolve_configuration(args)
         models = _configured_models(args, config)

@@ -18,24 +18,34 @@ becomes a one-line error.
 from __future__ import annotations
 
 import importlib
-import multiprocessing
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
 from deconvlint.report import FileResult
 
 if TYPE_CHECKING:
+    import multiprocessing.context
+    from concurrent.futures import Future, ProcessPoolExecutor
+
     from deconvlint.targets import ModelSpec
+
+# multiprocessing and concurrent.futures are imported only when a pool is started (~20 ms of
+# start-up that a one-file run does not need).
 
 BATCH_MAX = 8  # files per task sent to a worker
 PROGRESS_MIN_FILES = 5  # "more than a few files" before a progress bar is worth drawing
-# Imported before the workers start, so that each worker starts with them loaded.
-_PRELOAD = ["deconvlint.cli", "deconvlint.engine", "deconvlint.checks", "deconvlint.frontends.onnx"]
+# Imported before the workers start, so that each worker starts with them loaded (onnx itself
+# too: forked workers then share it instead of each importing it again).
+_PRELOAD = [
+    "deconvlint.cli",
+    "deconvlint.engine",
+    "deconvlint.checks",
+    "deconvlint.frontends.onnx",
+    "onnx",
+]
 
 
 def default_jobs() -> int:
@@ -91,6 +101,8 @@ def _context() -> multiprocessing.context.BaseContext:
     here), with the ONNX front end imported first so that every worker has it; otherwise a
     forkserver (a clean server process to fork from: forking a process with threads, torch's
     among them, can deadlock the child)."""
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     if "fork" in methods and threading.active_count() == 1 and "torch" not in sys.modules:
         for module in _PRELOAD:
@@ -104,11 +116,20 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def _pool(jobs: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=_context())
+    from concurrent.futures import ProcessPoolExecutor
+
+    from deconvlint.frontends.onnx import prestart_inference
+
+    # every worker checks ONNX files: its shape-inference process warms up while it waits
+    return ProcessPoolExecutor(
+        max_workers=jobs, mp_context=_context(), initializer=prestart_inference
+    )
 
 
 def _retry_alone(spec: ModelSpec, run: Callable[[ModelSpec], FileResult]) -> FileResult:
     """Check ``spec`` in a fresh process of its own, after a worker died during a batch."""
+    from concurrent.futures.process import BrokenProcessPool
+
     with _pool(1) as pool:
         try:
             return pool.submit(run, spec).result()
@@ -130,6 +151,22 @@ def _batches(indices: list[int], jobs: int) -> list[list[int]]:
     the load stays even (about four tasks per worker, at most ``BATCH_MAX`` files each)."""
     size = max(1, min(BATCH_MAX, len(indices) // (4 * jobs)))
     return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+
+def _completed(
+    futures: dict[Future, list[int]],
+) -> Iterator[tuple[list[int], list[FileResult] | None]]:
+    """``(batch, results)`` as the batches finish; ``None`` for a batch whose worker died."""
+    if not futures:
+        return
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    for future in as_completed(futures):
+        try:
+            yield futures[future], future.result()
+        except BrokenProcessPool:
+            yield futures[future], None
 
 
 def check_in_order(
@@ -168,11 +205,8 @@ def check_in_order(
                 results[index] = run(item)  # type: ignore[arg-type, misc]
                 progress.advance(item.target)  # type: ignore[union-attr]
         broken = []
-        for future in as_completed(futures):
-            batch = futures[future]
-            try:
-                done = future.result()
-            except BrokenProcessPool:
+        for batch, done in _completed(futures):
+            if done is None:
                 broken += batch
                 continue
             for index, result in zip(batch, done, strict=True):

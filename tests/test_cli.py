@@ -54,6 +54,7 @@ def load_graph(path):
 
 fake = types.ModuleType("deconvlint.frontends.onnx")
 fake.load_graph = load_graph
+fake.prestart_inference = lambda: None  # the stand-in infers no shapes
 sys.modules["deconvlint.frontends.onnx"] = fake
 from deconvlint.cli import main
 code = main(sys.argv[1:])

@@ -207,6 +207,15 @@ def _infer_in_child(work: Any) -> Any:
     return WORKER.run(work, _infer, INFERENCE_TIMEOUT)
 
 
+def prestart_inference() -> None:
+    """Fork the shape-inference worker now and let it warm up while this process goes on
+    (where processes fork); the CLI calls it before loading its configuration."""
+    if hasattr(os, "fork"):
+        from deconvlint.frontends.onnx_infer import WORKER
+
+        WORKER.prestart(_infer)
+
+
 def _infer_shapes(work: Any, notes: list[str]) -> Any:
     try:
         return _infer_in_child(work) if hasattr(os, "fork") else _infer(work)

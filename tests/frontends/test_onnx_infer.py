@@ -87,3 +87,26 @@ def test_a_weight_without_data_is_still_read_by_its_dims() -> None:
     model.graph.initializer[0].dims[2] = 2**40  # more than any file can hold
     with pytest.raises(LoadError, match="claim"):
         graph_from_model(model)
+
+
+def test_a_prestarted_worker_serves_the_first_model() -> None:
+    WORKER.stop()
+    frontend.prestart_inference()
+    pid = WORKER._pid
+    assert pid is not None
+    frontend.prestart_inference()  # already running for this process: kept
+    assert WORKER._pid == pid
+    assert graph_from_model(relu_model()).shapes["y"] == (1, 1, 4)
+    assert WORKER._pid == pid
+
+
+def test_a_failed_warm_up_is_left_to_the_first_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnx import defs
+
+    from deconvlint.frontends.onnx_infer import warm_up
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("no schemas")
+
+    monkeypatch.setattr(defs, "get_schema", broken)
+    warm_up()  # says nothing: the worker still starts, and its first request reports
