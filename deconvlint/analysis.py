@@ -17,6 +17,7 @@ the count of states stays small even in residual networks.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +57,7 @@ class PathState:
     compensated: tuple[tuple[str, str], ...] = ()
     stack: tuple[str, ...] = ()
 
+    @functools.cached_property  # a state is immutable; most pass several nodes unchanged
     def key(self) -> tuple:
         # Paths whose patterns differ only in scale (3x3 convs multiply every count by 3) are
         # alike for every rule: merge them on the shape of the pattern.
@@ -123,6 +125,8 @@ class CoveragePass:
         if node.kind is Kind.BARRIER:
             self._finish(state)
             return PathState()
+        if node.spatial_rank == 0:  # no spatial axis (an activation, an Add): all passes as is
+            return state
         try:
             patterns = tuple(propagate_all(state.patterns, node))
         except UnknownGeometry as exc:
@@ -156,7 +160,7 @@ class CoveragePass:
     def _merge(states) -> list[PathState]:
         unique: dict[tuple, PathState] = {}
         for state in states:
-            unique.setdefault(state.key(), state)
+            unique.setdefault(state.key, state)
         merged = list(unique.values())
         if len(merged) > MAX_STATES:
             merged.sort(key=lambda s: -_spread(s))

@@ -89,12 +89,14 @@ def _runner(timeout: float | None) -> Callable[[Callable[[], Any]], Any]:
 @contextlib.contextmanager
 def _eval_mode(model: Any) -> Iterator[None]:
     flags = [(m, m.training) for m in model.modules()]
-    model.eval()
+    if any(training for _, training in flags):  # eval(), as the user would, only if needed
+        model.eval()
     try:
         yield
     finally:
         for module, training in flags:
-            module.training = training
+            if module.training != training:
+                module.training = training
 
 
 @contextlib.contextmanager

@@ -46,11 +46,13 @@ def _make_tracer() -> Any:
     import torch.fx
 
     class Tracer(torch.fx.Tracer):
-        """Records the user line of every node it creates."""
+        """Records the user line of every function and method call it creates (a module call
+        is named by the line that built the module instead)."""
 
-        def create_node(self, *args: Any, **kwargs: Any) -> Any:
-            node = super().create_node(*args, **kwargs)
-            node.meta["deconvlint_source"] = caller_source()
+        def create_node(self, kind: str, *args: Any, **kwargs: Any) -> Any:
+            node = super().create_node(kind, *args, **kwargs)
+            if kind in ("call_function", "call_method"):
+                node.meta["deconvlint_source"] = caller_source()
             return node
 
     return Tracer()
@@ -75,8 +77,9 @@ def _make_recorder(root: Any, graph: Any, data: set[Any]) -> Any:
 
         def run_node(self, n: Any) -> Any:
             result = torch.fx.Interpreter.run_node(self, n)
-            tensors = [t for t in _leaves(result) if isinstance(t, torch.Tensor)]
-            if tensors:
+            if isinstance(result, torch.Tensor):  # most nodes: no tree to walk
+                n.meta["deconvlint_meta"] = TensorShape(result.shape)
+            elif any(isinstance(t, torch.Tensor) for t in _leaves(result)):
                 n.meta["deconvlint_meta"] = torch.fx.node.map_aggregate(
                     result, lambda v: TensorShape(v.shape) if isinstance(v, torch.Tensor) else v
                 )
@@ -199,11 +202,13 @@ class FxReader:
     def read(self, data: set[Any]) -> Graph:
         import torch
 
-        params = {id(p): p for p in self.root.parameters()}
+        params: dict[int, Any] | None = None  # walked only if the graph reads an attribute
         for n in self.graph.nodes:
             if n.op == "placeholder":
                 self._placeholder(n, n in data)
             elif n.op == "get_attr":
+                if params is None:
+                    params = {id(p): p for p in self.root.parameters()}
                 value = _fetch(self.root, n.target)
                 fixed = not (id(value) in params and value.requires_grad)
                 self.env[n] = _wrap(value, fixed)

@@ -38,7 +38,12 @@ _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 def _torch_dir() -> str:
     torch = sys.modules.get("torch")
     file = getattr(torch, "__file__", None)
-    return os.path.dirname(os.path.abspath(file)) + os.sep if file else "\0"
+    return _folder_of(file) if file else "\0"
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_of(file: str) -> str:
+    return os.path.dirname(os.path.abspath(file)) + os.sep
 
 
 def shown_path(path: str) -> str:
@@ -71,11 +76,11 @@ def _user_file(path: str, torch_dir: str, cwd: str) -> bool:
 
 def user_frame_source(frame: FrameType | None) -> str | None:
     """The innermost frame at or above ``frame`` in user code, as ``path:line``."""
-    torch_dir = _torch_dir()
+    torch_dir, cwd = _torch_dir(), os.getcwd()  # once per call: the tracer calls it per node
     while frame is not None:
         path = frame.f_code.co_filename
-        if _is_user_file(path, torch_dir) and os.path.basename(path) not in ("threading.py",):
-            return f"{shown_path(path)}:{frame.f_lineno}"
+        if _user_file(path, torch_dir, cwd) and os.path.basename(path) not in ("threading.py",):
+            return f"{_shown_path(path, cwd)}:{frame.f_lineno}"
         frame = frame.f_back
     return None
 
@@ -120,15 +125,21 @@ class SourceFinder:
     def for_model(cls, model: Any) -> SourceFinder:
         from torch import nn
 
-        modules = dict(model.named_modules())
         containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
+        @functools.cache
+        def submodule(name: str) -> Any:  # a lookup per name asked, not a walk of the model
+            try:
+                return model.get_submodule(name)
+            except (AttributeError, TypeError):
+                return None
+
         def parent_class(name: str) -> type | None:
-            module = modules.get(name)
+            module = submodule(name)
             return None if module is None else type(module)
 
         def is_container(name: str) -> bool:
-            return isinstance(modules.get(name), containers)
+            return isinstance(submodule(name), containers)
 
         return cls(parent_class, is_container)
 
@@ -271,11 +282,26 @@ def _class_node(klass: type) -> tuple[str, ast.AST, int] | None:
         return None
 
 
+#: Assignments by class, with the class's syntax tree they were read from: valid while
+#: ``_PARSED`` hands out that same tree (the file is unchanged).
+_WALKED: dict[type, tuple[ast.AST, _Assignments]] = {}
+
+
 def _class_assignments(klass: type) -> _Assignments | None:
     located = _class_node(klass)
     if located is None:
         return None
-    path, tree, start = located
+    walked = _WALKED.get(klass)
+    if walked is not None and walked[0] is located[1]:
+        return walked[1]
+    found = _walk_assignments(*located)
+    if len(_WALKED) >= 4 * _MAX_PARSED:
+        _WALKED.clear()
+    _WALKED[klass] = (located[1], found)
+    return found
+
+
+def _walk_assignments(path: str, tree: ast.AST, start: int) -> _Assignments:
     found: dict[str, int] = {}
     local: dict[str, int] = {}
     dynamic: int | None = None
