@@ -209,8 +209,13 @@ def _infer_in_child(work: Any) -> Any:
 
 def prestart_inference() -> None:
     """Fork the shape-inference worker now and let it warm up while this process goes on
-    (where processes fork); the CLI calls it before loading its configuration."""
+    (where processes fork); the CLI calls it before loading its configuration.
+
+    onnx is imported first, here: a worker forked before that would import it again, which
+    costs as much CPU as the rest of a one-file run (ml_dtypes 0.7 alone takes ~0.7 s)."""
     if hasattr(os, "fork"):
+        import onnx  # noqa: F401
+
         from deconvlint.frontends.onnx_infer import WORKER
 
         WORKER.prestart(_infer)

@@ -8,9 +8,8 @@ model instead and is replaced only when it dies or overruns its time.  It exits 
 closes its pipe (or exits); a worker inherited through a later ``fork`` is never reused.
 
 The first inference in a process also builds onnx's operator-schema registry (~15 ms).
-:meth:`InferenceWorker.prestart` forks the worker early and has it build the registry (and
-import onnx, if the parent has not yet) while the parent loads its configuration and reads the
-model, so a one-file run does not wait for it.
+:meth:`InferenceWorker.prestart` forks the worker early and has it build the registry while
+the parent loads its configuration and reads the model, so a one-file run does not wait for it.
 
 >>> from onnx import helper, TensorProto
 >>> node = helper.make_node("Relu", ["x"], ["y"])
