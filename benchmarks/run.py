@@ -5,7 +5,7 @@
 3. flat:    `deconvlint` on a 3-D decoder declared at 512^3 vs at 16^3
 4. torch:   `deconvlint.check(model)` vs `torch.fx.symbolic_trace(model)` (benchmarks/
             torch_check_vs_fx.py, in its own process)
-(5. `-j 2` vs `-j 1` belongs to issue 6 and is not measured here.)
+5. many:    `-j 2` vs `-j 1` on 200 small models: benchmarks/many_models.py, its own script
 
 Inputs are generated into a temporary folder (the big model, ~1.13 GB, is kept in --work between
 runs if given).  Commands run alternately, after one warm-up each (file cache, .pyc files);
