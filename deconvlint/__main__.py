@@ -1,6 +1,6 @@
 """``python -m deconvlint``: the same command as ``deconvlint``."""
 
-from deconvlint.cli import main
+from deconvlint.cli import console_main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(console_main())

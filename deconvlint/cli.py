@@ -15,6 +15,7 @@ import contextlib
 import functools
 import os
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from deconvlint.targets import ModelSpec
 
 PROG = "deconvlint"
+#: The name of the thread in which the torch front end runs a forward pass under a timeout.
+FORWARD_THREAD = "deconvlint-forward"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -519,6 +522,23 @@ def _write_files(args: argparse.Namespace, report: Report, rendered: str) -> lis
             cause = exc.strerror or " ".join(str(exc).split())
             failed.append(f"{path}: error: {flag}: cannot write the file: {cause}")
     return failed
+
+
+def console_main() -> int:
+    """The ``deconvlint`` executable and ``python -m deconvlint``: :func:`main`, then the exit.
+
+    A torch forward pass given up by ``--timeout`` leaves a daemon thread inside torch's C++.
+    At interpreter exit, CPython ends such a thread from under that code, which aborts the
+    process (``terminate called without an active exception``, SIGABRT) about one run in
+    eight.  With such a thread left, the process flushes its output and exits at once.
+    """
+    code = main()
+    if any(t.name == FORWARD_THREAD and t.is_alive() for t in threading.enumerate()):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

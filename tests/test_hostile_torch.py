@@ -130,6 +130,38 @@ def test_cli_timeout_gives_up_on_a_forward_that_never_returns(project: Path) -> 
     assert line.startswith("bad_models:Hangs: error: ") and "did not return within 2 s" in line
 
 
+CONSOLE_WITH_A_STUCK_FORWARD = r"""
+import atexit, sys, threading, time
+import deconvlint.cli as cli
+
+atexit.register(lambda: print("finalized", flush=True))
+
+def main():
+    threading.Thread(target=time.sleep, args=(60,), name=cli.FORWARD_THREAD, daemon=True).start()
+    print("report")  # buffered: the hard exit must flush it
+    return 2
+
+cli.main = main
+sys.exit(cli.console_main())
+"""
+
+
+def test_console_exits_hard_past_a_forward_it_gave_up_on() -> None:
+    """A forward thread left inside torch's C++ aborted the process at interpreter exit about
+    one run in eight (SIGABRT instead of exit code 2): the command now exits without the
+    interpreter's finalization when such a thread is alive, after flushing its output."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", CONSOLE_WITH_A_STUCK_FORWARD],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (proc.returncode, proc.stdout) == (2, "report\n"), proc
+
+
 def test_cli_forward_that_raises(project: Path) -> None:
     proc = run("bad_models:Raises", "--input-shape", "1,4,8,8", "--format", "json", cwd=project)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr

@@ -74,6 +74,7 @@ def _runner(timeout: float | None) -> Callable[[Callable[[], Any]], Any]:
             except BaseException as exc:  # handed to the caller's thread
                 outcome["error"] = exc
 
+        # the CLI exits hard when a thread of this name is left running (cli.console_main)
         worker = threading.Thread(target=work, name="deconvlint-forward", daemon=True)
         worker.start()
         worker.join(timeout)
