@@ -1,7 +1,6 @@
 """Hostile configuration files: one line naming the file (and the line), exit 2, never a hang.
 
-Also: the JSON report is byte-identical from run to run (SARIF is another formatter's; see the
-note in the README's security section).
+Also: the JSON and SARIF reports are byte-identical from run to run and with any ``-j``.
 """
 
 from __future__ import annotations
@@ -76,15 +75,22 @@ def test_hostile_config_is_one_line(tmp_path: Path, filename: str, text, needle:
     assert "internal error" not in line
 
 
-def test_json_is_byte_identical_from_run_to_run(tmp_path: Path) -> None:
-    """Same inputs, same bytes: examples, an unreadable file and a torch-free run each time."""
+@pytest.mark.parametrize("fmt", ["json", "sarif"])
+def test_output_is_byte_identical_from_run_to_run_and_with_any_jobs(
+    tmp_path: Path, fmt: str
+) -> None:
+    """Same inputs, same bytes, whatever the hash seed and the job count: the examples and an
+    unreadable file, torch-free each time."""
     (tmp_path / "broken.onnx").write_bytes(b"\x08\x08\x3a\xff")
-    args = [sys.executable, "-m", "deconvlint", "--format", "json", str(REPO / "examples"),
+    args = [sys.executable, "-m", "deconvlint", "--format", fmt, str(REPO / "examples"),
             str(tmp_path / "broken.onnx")]  # fmt: skip
     outputs = set()
-    for seed in ("0", "1", "random"):
+    for seed, jobs in (("0", "1"), ("1", "2"), ("random", "1"), ("random", "2")):
         proc = subprocess.run(
-            args, capture_output=True, timeout=120, env={"PYTHONHASHSEED": seed, "PATH": ""}
+            [*args, "-j", jobs],
+            capture_output=True,
+            timeout=120,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
         )
         assert proc.returncode == 2, proc.stderr
         outputs.add(proc.stdout)
