@@ -34,8 +34,6 @@ if TYPE_CHECKING:
     from deconvlint.targets import ModelSpec
 
 PROG = "deconvlint"
-#: The name of the thread in which the torch front end runs a forward pass under a timeout.
-FORWARD_THREAD = "deconvlint-forward"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -533,7 +531,9 @@ def console_main() -> int:
     eight.  With such a thread left, the process flushes its output and exits at once.
     """
     code = main()
-    if any(t.name == FORWARD_THREAD and t.is_alive() for t in threading.enumerate()):
+    front_end = sys.modules.get("deconvlint.frontends.torch")  # no torch run: no such thread
+    forward = getattr(front_end, "FORWARD_THREAD", None)
+    if forward and any(t.name == forward and t.is_alive() for t in threading.enumerate()):
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()

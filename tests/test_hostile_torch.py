@@ -133,11 +133,12 @@ def test_cli_timeout_gives_up_on_a_forward_that_never_returns(project: Path) -> 
 CONSOLE_WITH_A_STUCK_FORWARD = r"""
 import atexit, sys, threading, time
 import deconvlint.cli as cli
+from deconvlint.frontends.torch import FORWARD_THREAD
 
 atexit.register(lambda: print("finalized", flush=True))
 
 def main():
-    threading.Thread(target=time.sleep, args=(60,), name=cli.FORWARD_THREAD, daemon=True).start()
+    threading.Thread(target=time.sleep, args=(60,), name=FORWARD_THREAD, daemon=True).start()
     print("report")  # buffered: the hard exit must flush it
     return 2
 

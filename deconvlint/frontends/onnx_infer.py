@@ -64,8 +64,8 @@ def _write_all(fd: int, payload: bytes) -> None:
 
 
 def warm_up() -> None:
-    """Import onnx and build its operator-schema registry, which every inference needs; a
-    failure here is left for the first real request to meet and report."""
+    """Build onnx's operator-schema registry, which every inference needs; a failure here is
+    left for the first real request to meet and report."""
     try:
         from onnx import defs
 
@@ -124,9 +124,14 @@ class InferenceWorker:
         """Start the worker for ``infer`` now, warming it up before it serves (see the module
         docstring); nothing if one is already running for it in this process."""
         with self._lock:
-            if self._pid is None or self._owner != os.getpid() or self._infer is not infer:
-                self.stop()
-                self._start(infer, warm=True)
+            self._ensure(infer, warm=True)
+
+    def _ensure(self, infer: Callable[[Any], Any], warm: bool = False) -> None:
+        """A worker of this process for ``infer`` is running (the caller holds the lock)."""
+        if self._pid is not None and (self._owner != os.getpid() or self._infer is not infer):
+            self.stop()  # inherited through a fork, or another function: start afresh
+        if self._pid is None:
+            self._start(infer, warm)
 
     def _start(self, infer: Callable[[Any], Any], warm: bool = False) -> None:
         to_child, from_parent = os.pipe()
@@ -192,10 +197,7 @@ class InferenceWorker:
         from onnx import ModelProto
 
         with self._lock:
-            if self._pid is not None and (self._owner != os.getpid() or self._infer is not infer):
-                self.stop()  # inherited through a fork, or another function: start afresh
-            if self._pid is None:
-                self._start(infer)
+            self._ensure(infer)
             payload = model.SerializeToString()
             try:
                 _write_all(self._requests, _HEADER.pack(len(payload)) + payload)

@@ -35,6 +35,9 @@ from deconvlint.ir import Graph
 
 __all__ = ["graph_from_exported", "load_module"]
 
+#: The thread a forward pass runs in under a timeout; the CLI exits hard when one is left
+#: running (:func:`deconvlint.cli.console_main`).
+FORWARD_THREAD = "deconvlint-forward"
 #: Longest reason kept per reader in the one-line error.
 MAX_REASON = 240
 #: Least time given to symbolic tracing (fx, export) under a timeout: they take seconds before
@@ -74,8 +77,7 @@ def _runner(timeout: float | None) -> Callable[[Callable[[], Any]], Any]:
             except BaseException as exc:  # handed to the caller's thread
                 outcome["error"] = exc
 
-        # the CLI exits hard when a thread of this name is left running (cli.console_main)
-        worker = threading.Thread(target=work, name="deconvlint-forward", daemon=True)
+        worker = threading.Thread(target=work, name=FORWARD_THREAD, daemon=True)
         worker.start()
         worker.join(timeout)
         if worker.is_alive():

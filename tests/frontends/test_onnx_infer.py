@@ -100,7 +100,7 @@ def test_a_prestarted_worker_serves_the_first_model() -> None:
     assert WORKER._pid == pid
 
 
-def test_a_failed_warm_up_is_left_to_the_first_request(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_warm_up_raises_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     from onnx import defs
 
     from deconvlint.frontends.onnx_infer import warm_up
