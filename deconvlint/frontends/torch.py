@@ -3,7 +3,7 @@
 Three readers are tried in turn, and the first that reads the model wins:
 
 1. ``fx``: ``torch.fx`` symbolic tracing (standard ``torch.nn`` modules are leaves), with
-   ``ShapeProp`` for static shapes when example inputs are given;
+   the traced graph run on the example inputs, when given, for static shapes;
 2. ``export``: ``torch.export.export(strict=False)`` and the aten graph (needs example inputs);
    reads models fx cannot (control flow on sizes, ``len()`` and iteration over tensors);
 3. ``hooks``: one real forward pass with forward hooks on every module and a

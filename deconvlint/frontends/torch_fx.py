@@ -1,8 +1,8 @@
 """Reader 1: ``torch.fx`` symbolic tracing, standard ``torch.nn`` modules as leaves.
 
 Custom modules are traced through, so a functional call inside them is seen with the module
-that made it (``nn_module_stack``).  With example inputs, :class:`ShapeProp` runs the graph
-once and gives every value its static shape and every non-data value (``x.size(2)``, a kernel
+that made it (``nn_module_stack``).  With example inputs, :class:`Forward` runs the graph
+once, as fx's ``ShapeProp`` would, in the same walk that reads it, and gives every value its static shape and every non-data value (``x.size(2)``, a kernel
 built from a buffer) its concrete value.  Without them, the non-data parts that depend only on
 weights and constants are still evaluated; anything that needs the input size stays unknown.
 """
@@ -10,7 +10,7 @@ weights and constants are still evaluated; anything that needs the input size st
 from __future__ import annotations
 
 import operator
-from typing import Any, NamedTuple
+from typing import Any
 
 from deconvlint.frontends.torch_graph import GraphBuilder, shape_of
 from deconvlint.frontends.torch_modules import class_name, module_spec
@@ -18,13 +18,6 @@ from deconvlint.frontends.torch_names import SourceFinder, caller_source
 from deconvlint.frontends.torch_ops import NON_TENSOR, canonical_name, function_spec
 from deconvlint.frontends.torch_spec import UNKNOWN, ReaderError, Spec, TensorArg, known
 from deconvlint.ir import Graph, Kind
-
-
-class TensorShape(NamedTuple):
-    """What the reader keeps of a tensor result: its shape (fx's ``TensorMetadata`` also
-    checks memory formats and strides, which cost a tenth of a check and were never read)."""
-
-    shape: Any
 
 
 class TupleValue:
@@ -58,42 +51,82 @@ def _make_tracer() -> Any:
     return Tracer()
 
 
-def _make_recorder(root: Any, graph: Any, data: set[Any]) -> Any:
+class Forward:
+    """Runs the traced graph on the example inputs one node at a time, as fx's ``Interpreter``
+    (and ``ShapeProp``) would, for a reader that walks the nodes in the same order and reads
+    each real value as it is made.  A value is dropped after its last use.
+
+    The ``Interpreter`` costs a context manager, a progress bar and an argument fetch per node:
+    three fifths of ShapeProp on hifigan, whose ops are small.
+    """
+
+    def __init__(self, root: Any, graph: Any, inputs: tuple[Any, ...]) -> None:
+        self.root = root
+        self.inputs = iter(inputs)
+        self.env: dict[Any, Any] = {}
+        last: dict[Any, Any] = {}
+        for n in graph.nodes:
+            for a in n.all_input_nodes:
+                last[a] = n
+        self.drops: dict[Any, list[Any]] = {}
+        for value, user in last.items():
+            self.drops.setdefault(user, []).append(value)
+
+    def step(self, n: Any) -> Any:
+        """The real value of node ``n``; raises :class:`ReaderError` if the node raises."""
+        try:
+            value = self._run(n)
+        except Exception as exc:
+            lines = str(exc).strip().splitlines()
+            cause = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+            raise ReaderError(f"the model does not run on the example inputs: {cause}") from exc
+        env = self.env
+        env[n] = value
+        for done in self.drops.get(n, ()):
+            env.pop(done, None)
+        return value
+
+    def _run(self, n: Any) -> Any:
+        import torch.fx
+
+        op = n.op
+        if op == "placeholder":
+            if n.target.startswith("*"):
+                return list(self.inputs)
+            value = next(self.inputs, _MISSING)
+            if value is not _MISSING:
+                return value
+            if n.args:
+                return n.args[0]
+            raise RuntimeError(f"expected an argument for the parameter {n.target}")
+        if op == "get_attr":
+            return _fetch(self.root, n.target)
+        args = torch.fx.node.map_arg(n.args, self.env.__getitem__)
+        kwargs = torch.fx.node.map_arg(n.kwargs, self.env.__getitem__)
+        if op == "call_function":
+            return n.target(*args, **kwargs)
+        if op == "call_method":
+            return getattr(args[0], n.target)(*args[1:], **kwargs)
+        if op == "call_module":
+            return _fetch(self.root, n.target)(*args, **kwargs)
+        return None  # output: the reader reads the values it names
+
+
+_MISSING = object()
+
+
+def _shape_meta(value: Any) -> Any:
+    """The shape the reader keeps of a real value: a tuple for a tensor, a list of them (None
+    for a non-tensor element) for a tuple or list holding tensors, else None."""
     import torch
-    from torch.fx.passes.shape_prop import ShapeProp
 
-    class Recorder(ShapeProp):
-        """ShapeProp that also keeps the results of the nodes that carry no data, and lets an
-        error pass unprinted (ShapeProp prints its traceback)."""
-
-        def __init__(self) -> None:
-            # the traced root and its graph, without a GraphModule: building one generates
-            # and compiles Python code for the graph (a tenth of a check), which an
-            # interpreter never runs
-            torch.fx.Interpreter.__init__(self, root, graph=graph)
-            self.fake_module = self.fake_mode = None  # what ShapeProp.__init__ would set
-            self.real_module = self.module
-            self.results: dict[Any, Any] = {}
-
-        def run_node(self, n: Any) -> Any:
-            result = torch.fx.Interpreter.run_node(self, n)
-            if isinstance(result, torch.Tensor):  # most nodes: no tree to walk
-                n.meta["deconvlint_meta"] = TensorShape(result.shape)
-            elif any(isinstance(t, torch.Tensor) for t in _leaves(result)):
-                n.meta["deconvlint_meta"] = torch.fx.node.map_aggregate(
-                    result, lambda v: TensorShape(v.shape) if isinstance(v, torch.Tensor) else v
-                )
-            if n not in data:
-                self.results[n] = result
-            return result
-
-    return Recorder()
-
-
-def _leaves(value: Any) -> list[Any]:
-    import torch
-
-    return torch.utils._pytree.tree_leaves(value)
+    if isinstance(value, torch.Tensor):
+        return shape_of(value)
+    if isinstance(value, (tuple, list)) and any(
+        isinstance(t, torch.Tensor) for t in torch.utils._pytree.tree_leaves(value)
+    ):
+        return [shape_of(v) if isinstance(v, torch.Tensor) else None for v in value]
+    return None
 
 
 def trace(model: Any) -> tuple[Any, Any]:
@@ -188,11 +221,13 @@ def _evaluate(n: Any, root: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 
 class FxReader:
-    """Turns one traced fx graph into IR nodes."""
+    """Turns one traced fx graph into IR nodes; with a :class:`Forward`, in the same walk that
+    runs the graph on the example inputs (shapes and the values of non-data nodes are then
+    real, not computed from weights and constants alone)."""
 
-    def __init__(self, model: Any, graph: Any, root: Any, results: dict[Any, Any] | None) -> None:
+    def __init__(self, model: Any, graph: Any, root: Any, forward: Forward | None) -> None:
         self.model, self.graph, self.root = model, graph, root
-        self.results = results
+        self.forward = forward
         self.builder = GraphBuilder(type(model).__name__)
         self.sources = SourceFinder.for_model(model)
         self.env: dict[Any, Any] = {}
@@ -202,21 +237,23 @@ class FxReader:
     def read(self, data: set[Any]) -> Graph:
         import torch
 
+        forward = self.forward
         params: dict[int, Any] | None = None  # walked only if the graph reads an attribute
         for n in self.graph.nodes:
+            real = None if forward is None else forward.step(n)
             if n.op == "placeholder":
-                self._placeholder(n, n in data)
+                self._placeholder(n, n in data, real)
             elif n.op == "get_attr":
                 if params is None:
                     params = {id(p): p for p in self.root.parameters()}
-                value = _fetch(self.root, n.target)
+                value = real if forward is not None else _fetch(self.root, n.target)
                 fixed = not (id(value) in params and value.requires_grad)
                 self.env[n] = _wrap(value, fixed)
             elif n.op == "output":
                 leaves = torch.utils._pytree.tree_leaves(self._args(n.args[0]))
                 self.outputs = [v.value for v in leaves if isinstance(v, TensorArg) and v.is_data]
             else:
-                self._call(n, n in data)
+                self._call(n, n in data, real)
         return self.builder.finish(tuple(self.inputs), tuple(self.outputs))
 
     def _args(self, value: Any) -> Any:
@@ -224,36 +261,29 @@ class FxReader:
 
         return torch.fx.node.map_arg(value, lambda a: self.env.get(a, UNKNOWN))
 
-    def _shape(self, n: Any) -> Any:
-        meta = n.meta.get("deconvlint_meta")
-        if isinstance(meta, (tuple, list)) and not hasattr(meta, "shape"):
-            return [shape_of(m) for m in meta]
-        return shape_of(meta)
-
-    def _placeholder(self, n: Any, is_data: bool) -> None:
+    def _placeholder(self, n: Any, is_data: bool, real: Any) -> None:
         if not is_data:
-            default = n.args[0] if n.args else None
-            self.env[n] = self.results.get(n, default) if self.results else default
+            self.env[n] = real if self.forward is not None else (n.args[0] if n.args else None)
             return
         value = self.builder.value(n.name)
         self.inputs.append(value)
-        shape = self._shape(n)
+        shape = _shape_meta(real)
         if isinstance(shape, tuple):
             self.builder.shapes[value] = shape
         self.env[n] = TensorArg(value, shape if isinstance(shape, tuple) else None)
 
-    def _call(self, n: Any, is_data: bool) -> None:
+    def _call(self, n: Any, is_data: bool, real: Any) -> None:
         args, kwargs = self._args(n.args), self._args(n.kwargs)
         if n.target is operator.getitem and isinstance(args[0], TupleValue):
             self.env[n] = args[0].element(args[1])
             return
         if not is_data:
-            if self.results is not None and n in self.results:
-                self.env[n] = _wrap(self.results[n], _fixed((args, kwargs)))
+            if self.forward is not None:
+                self.env[n] = _wrap(real, _fixed((args, kwargs)))
             else:
                 self.env[n] = _evaluate(n, self.root, args, kwargs)
             return
-        shape = self._shape(n)
+        shape = _shape_meta(real)
         out_shape = shape[0] if isinstance(shape, list) and shape else shape
         if n.op == "call_module":
             module = self.root.get_submodule(n.target)
@@ -282,34 +312,25 @@ class FxReader:
 
 
 def read_fx(model: Any, example_inputs: tuple[Any, ...] | None, run: Any) -> Graph:
-    """The graph of ``model`` through fx; ``run(fn)`` runs the forward pass of ShapeProp.
+    """The graph of ``model`` through fx; ``run(fn)`` runs the walk that runs the graph on the
+    example inputs (the forward pass that a timeout bounds).
 
     Raises when fx cannot trace the model, or when the traced graph does not run on the
     example inputs.
     """
     import torch
-    import torch.fx
 
     graph, root = trace(model)
     flags = None
     if example_inputs is not None:
         flags = [isinstance(x, torch.Tensor) for x in example_inputs]
     data = _data_nodes(graph, flags)
-    results = None
-    if example_inputs is not None:
-        recorder = _make_recorder(root, graph, data)
 
-        def propagate() -> None:
-            with torch.no_grad():
-                recorder.propagate(*example_inputs)
+    def read() -> Graph:
+        forward = None if example_inputs is None else Forward(root, graph, example_inputs)
+        # after tracing (whose proxies must not be cached): the forward pass and the reader
+        # then compute each parametrized weight (weight_norm) once, not once each
+        with torch.no_grad(), torch.nn.utils.parametrize.cached():
+            return FxReader(model, graph, root, forward).read(data)
 
-        try:
-            run(propagate)
-        except TimeoutError:
-            raise
-        except Exception as exc:
-            lines = str(exc).strip().splitlines()
-            cause = f"{type(exc).__name__}: {lines[0] if lines else ''}"
-            raise ReaderError(f"the model does not run on the example inputs: {cause}") from exc
-        results = recorder.results
-    return FxReader(model, graph, root, results).read(data)
+    return read() if example_inputs is None else run(read)

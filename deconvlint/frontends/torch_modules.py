@@ -65,8 +65,18 @@ def _weight(module: Any, name: str = "weight") -> TensorArg:
     tensor = getattr(module, name, None)
     if tensor is None:
         return TensorArg()
-    fixed = not bool(getattr(tensor, "requires_grad", False))
+    fixed = not _trained(module, name, tensor)
     return TensorArg(None, tuple(tensor.shape), tensor=tensor, fixed=fixed)
+
+
+def _trained(module: Any, name: str, tensor: Any) -> bool:
+    """A parameter with ``requires_grad``, or a parametrized tensor (weight_norm) made from
+    one: that is read from the parametrization's parameters, as the reader computes the
+    tensor under ``no_grad``, where it never requires grad."""
+    chains = getattr(module, "parametrizations", None)
+    if chains is not None and name in chains:
+        return any(p.requires_grad for p in chains[name].parameters())
+    return bool(getattr(tensor, "requires_grad", False))
 
 
 def _conv(

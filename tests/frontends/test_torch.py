@@ -141,6 +141,34 @@ def test_convs_padding_strings_modes_and_fixed_filters() -> None:
     assert node(graph, "blur").groups == 4
 
 
+class NormedBlur(nn.Module):
+    """A depthwise blur under weight_norm: its weight is computed from two parameters."""
+
+    def __init__(self, trainable: bool) -> None:
+        super().__init__()
+        taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
+        conv = nn.Conv2d(4, 4, 4, padding=2, groups=4, bias=False)
+        conv.weight = nn.Parameter((taps[:, None] * taps[None, :] / 64).expand(4, 1, 4, 4).clone())
+        self.blur = nn.utils.parametrizations.weight_norm(conv)
+        self.blur.requires_grad_(trainable)
+
+    def forward(self, x):
+        return self.blur(x)
+
+
+@pytest.mark.parametrize("trainable", [True, False])
+def test_a_weight_normed_filter_is_trainable_as_its_parameters_are(trainable: bool) -> None:
+    # the readers compute the weight without autograd (where it never requires grad): whether
+    # it is trained comes from the parametrization's parameters, with or without inputs
+    model = NormedBlur(trainable)
+    graphs = read_all(model, x4())
+    graphs["fx without inputs"] = read_with("fx", model)
+    expected = (TRAINABLE_FILTER,) if trainable else ()
+    for reader, graph in graphs.items():
+        assert node(graph, "blur").fixed_kernel is not None, reader
+        assert node(graph, "blur").notes == expected, reader
+
+
 # --- resizes -----------------------------------------------------------------------------------
 
 
