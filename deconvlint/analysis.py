@@ -18,6 +18,7 @@ the count of states stays small even in residual networks.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,10 +62,7 @@ class PathState:
     def key(self) -> tuple:
         # Paths whose patterns differ only in scale (3x3 convs multiply every count by 3) are
         # alike for every rule: merge them on the shape of the pattern.
-        rounded = tuple(
-            np.round(c / np.abs(c).max(), 9).tobytes() if c.any() else b"" for c in self.patterns
-        )
-        return (rounded, self.pending, self.compensated, self.stack)
+        return (tuple(map(_shape_key, self.patterns)), self.pending, self.compensated, self.stack)
 
     @property
     def uniform(self) -> bool:
@@ -128,7 +126,7 @@ class CoveragePass:
         if node.spatial_rank == 0:  # no spatial axis (an activation, an Add): all passes as is
             return state
         try:
-            patterns = tuple(propagate_all(state.patterns, node))
+            patterns = tuple(_shortest(c) for c in propagate_all(state.patterns, node))
         except UnknownGeometry as exc:
             self.result.unknown.setdefault(node.name, str(exc))
             self._finish(state)
@@ -166,6 +164,23 @@ class CoveragePass:
             merged.sort(key=lambda s: -_spread(s))
             merged = merged[:MAX_STATES]
         return merged
+
+
+_SIGNS = {True: np.ones(1).tobytes(), False: (-np.ones(1)).tobytes()}
+
+
+def _shape_key(c: np.ndarray) -> bytes:
+    """The pattern scaled to a largest magnitude of 1, rounded, as bytes (b"" if all zero)."""
+    if len(c) == 1 and math.isfinite(c[0]) and c[0] != 0:
+        return _SIGNS[bool(c[0] > 0)]  # c / |c| is exactly +-1
+    return np.round(c / np.abs(c).max(), 9).tobytes() if c.any() else b""
+
+
+def _shortest(c: np.ndarray) -> np.ndarray:
+    """A constant pattern as one period of length 1: the same coverage at every index, and
+    the next steps (most of a model's convs come after a uniform upsampler) take the short
+    path.  Exactly constant only: a pattern uniform within tolerance keeps its period."""
+    return c[:1] if len(c) > 1 and c.min() == c.max() else c
 
 
 def _spread(state: PathState) -> float:

@@ -80,6 +80,9 @@ def conv_step(
 
     A stride decimates: the period becomes ``T / gcd(T, s)``.  ``reduce="max"`` is max pooling.
     """
+    if len(c) == 1:  # a uniform pattern (most of them): the same product, without the index
+        row = np.full((1, len(taps)), c[0])
+        return row.max(axis=1) if reduce == "max" else row @ np.asarray(taps, dtype=float)
     period = len(c) // math.gcd(len(c), stride)
     index = (
         np.arange(period)[:, None] * stride + np.arange(len(taps))[None, :] * dilation - pads_begin
@@ -318,6 +321,8 @@ def layer_patterns(node: Node) -> list[np.ndarray]:
 
 
 def is_uniform(c: np.ndarray) -> bool:
+    if len(c) == 1:
+        return math.isfinite(c[0])  # as below: the spread of [nan] or [inf] is nan
     return bool(np.ptp(c) <= _RTOL * max(1.0, float(np.max(np.abs(c)))))
 
 

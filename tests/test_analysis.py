@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from deconvlint.analysis import CoveragePass, is_compensated
+from deconvlint.analysis import CoveragePass, _shape_key, _shortest, is_compensated
 from deconvlint.chainspec import parse_chain, parse_layer
 from deconvlint.checks import run_rules
 from deconvlint.geometry import chain_patterns
@@ -81,7 +83,7 @@ def test_joins_keep_paths_apart():
     graph = Graph("g", nodes, ("x",), ("y",))
     result = CoveragePass(graph).run()
     patterns = sorted(s.patterns[0].tolist() for s in result.states["y"])
-    assert patterns == [[1.0, 2.0], [2.0, 2.0]]
+    assert patterns == [[1.0, 2.0], [2.0]]  # k4's constant [2, 2] is carried as one period [2]
     (dl004,) = [f for f in rules(graph) if f.rule == "DL004"]
     assert dl004.node == "add" and dl004.metrics["output"] == "y"
     assert dl004.metrics["nodes"] == ["up3"]
@@ -108,7 +110,7 @@ def test_barrier_restarts_paths_and_keeps_the_warning():
     ]
     graph = Graph("g", nodes, ("x",), ("c",))
     result = CoveragePass(graph).run()
-    assert [s.patterns[0].tolist() for s in result.states["c"]] == [[2.0, 2.0]]
+    assert [s.patterns[0].tolist() for s in result.states["c"]] == [[2.0]]  # constant: [2, 2]
     assert is_compensated(result, "up3") is None
     assert {f.rule for f in rules(graph)} == {"DL001"}
 
@@ -167,3 +169,30 @@ def test_cost_does_not_depend_on_declared_size():
     small.shapes = {"v0": (1, 4, 16, 16, 16)}
     big.shapes = {"v0": (1, 4, 512, 512, 512)}
     assert [f.to_dict() for f in rules(small)] == [f.to_dict() for f in rules(big)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=1, max_size=6))
+def test_a_path_state_key_is_the_rounded_scaled_pattern(values):
+    # the short cuts for one-element and constant patterns give the general formula's key,
+    # and a constant pattern shortened to one element still merges with its longer form
+    c = np.array(values)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        general = np.round(c / np.abs(c).max(), 9).tobytes() if c.any() else b""
+        assert _shape_key(c) == general
+        if len(c) > 1 and c.min() == c.max():
+            assert _shape_key(_shortest(c)) == _shape_key(c[:1])
+            assert len(_shortest(c)) == 1 and _shortest(c)[0] == c[0]
+        else:
+            assert _shortest(c) is c
+
+
+def test_constant_patterns_are_shortened_and_the_findings_stay():
+    # k=16 s=8 (HiFi-GAN's upsampler) is even: a constant period-8 pattern, carried as length 1
+    graph = chain_graph(
+        "ConvTranspose1d(k=16, s=8, p=4) -> Conv1d(k=7, p=3) -> ConvTranspose1d(k=3, s=2, p=1, op=1)"
+    )
+    states = CoveragePass(graph).run().states
+    assert [len(c) for s in states["v1"] for c in s.patterns] == [1]
+    assert [c.tolist() for s in states["v3"] for c in s.patterns] == [[14.0, 28.0]]
+    assert [f.rule for f in rules(graph)] == ["DL001", "DL004"]

@@ -328,6 +328,30 @@ def test_unknown_resize_scale_raises():
         geometry.chain_patterns(nodes)
 
 
+@examples(300)
+@given(
+    value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -2.0])),
+    taps=st.lists(st.floats(-4, 4, allow_nan=False), min_size=1, max_size=9),
+    stride=st.integers(1, 5),
+    dilation=st.integers(1, 4),
+    pad=st.integers(0, 6),
+    reduce=st.sampled_from(["sum", "max"]),
+)
+def test_a_uniform_pattern_takes_the_short_path_to_the_same_bits(
+    value, taps, stride, dilation, pad, reduce
+):
+    # a period-1 pattern skips the index arithmetic: same numbers, to the bit, nan included
+    c = np.array([value])
+    taps = np.array(taps)
+    index = (np.arange(1)[:, None] * stride + np.arange(len(taps)) * dilation - pad) % 1
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0, on both sides alike
+        expected = c[index].max(axis=1) if reduce == "max" else c[index] @ taps
+        got = geometry.conv_step(c, taps, stride, dilation, pad, reduce)
+    assert got.tobytes() == expected.tobytes() and got.shape == (1,)
+    spread = np.ptp(c) <= geometry._RTOL * max(1.0, float(np.max(np.abs(c))))
+    assert geometry.is_uniform(c) == bool(spread)
+
+
 # ------------------------------------------------------------------------------------------------
 # The oracle refereed: its own consistency
 

@@ -1,10 +1,11 @@
 """Reader 1: ``torch.fx`` symbolic tracing, standard ``torch.nn`` modules as leaves.
 
 Custom modules are traced through, so a functional call inside them is seen with the module
-that made it (``nn_module_stack``).  With example inputs, :class:`Forward` runs the graph
-once, as fx's ``ShapeProp`` would, in the same walk that reads it, and gives every value its static shape and every non-data value (``x.size(2)``, a kernel
-built from a buffer) its concrete value.  Without them, the non-data parts that depend only on
-weights and constants are still evaluated; anything that needs the input size stays unknown.
+that made it (``nn_module_stack``).  With example inputs, :class:`Forward` runs the graph once,
+as fx's ``ShapeProp`` would, in the same walk that reads it, and gives every value its static
+shape and every non-data value (``x.size(2)``, a kernel built from a buffer) its concrete
+value.  Without them, the non-data parts that depend only on weights and constants are still
+evaluated; anything that needs the input size stays unknown.
 """
 
 from __future__ import annotations
