@@ -61,8 +61,10 @@ class Forward:
     three fifths of ShapeProp on hifigan, whose ops are small.
     """
 
-    def __init__(self, root: Any, graph: Any, inputs: tuple[Any, ...]) -> None:
-        self.root = root
+    def __init__(
+        self, root: Any, graph: Any, inputs: tuple[Any, ...], modules: dict[str, Any]
+    ) -> None:
+        self.root, self.modules = root, modules
         self.inputs = iter(inputs)
         self.env: dict[Any, Any] = {}
         last: dict[Any, Any] = {}
@@ -109,7 +111,7 @@ class Forward:
         if op == "call_method":
             return getattr(args[0], n.target)(*args[1:], **kwargs)
         if op == "call_module":
-            return _fetch(self.root, n.target)(*args, **kwargs)
+            return _submodule(self.root, self.modules, n.target)(*args, **kwargs)
         return None  # output: the reader reads the values it names
 
 
@@ -171,6 +173,17 @@ def _fetch(root: Any, target: str) -> Any:
     return found
 
 
+def submodules(root: Any) -> dict[str, Any]:
+    """Every submodule of ``root`` by each of its qualified names (one walk, where a lookup
+    per call would walk its path: 5 us per call on hifigan)."""
+    return dict(root.named_modules(remove_duplicate=False))
+
+
+def _submodule(root: Any, modules: dict[str, Any], target: str) -> Any:
+    found = modules.get(target)
+    return found if found is not None else root.get_submodule(target)
+
+
 def _wrap(value: Any, fixed: bool) -> Any:
     import torch
 
@@ -226,11 +239,19 @@ class FxReader:
     runs the graph on the example inputs (shapes and the values of non-data nodes are then
     real, not computed from weights and constants alone)."""
 
-    def __init__(self, model: Any, graph: Any, root: Any, forward: Forward | None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        graph: Any,
+        root: Any,
+        forward: Forward | None,
+        modules: dict[str, Any] | None = None,
+    ) -> None:
         self.model, self.graph, self.root = model, graph, root
         self.forward = forward
+        self.modules = submodules(root) if modules is None else modules
         self.builder = GraphBuilder(type(model).__name__)
-        self.sources = SourceFinder.for_model(model)
+        self.sources = SourceFinder.for_model(model, self.modules if model is root else None)
         self.env: dict[Any, Any] = {}
         self.inputs: list[str] = []
         self.outputs: list[str] = []
@@ -287,7 +308,7 @@ class FxReader:
         shape = _shape_meta(real)
         out_shape = shape[0] if isinstance(shape, list) and shape else shape
         if n.op == "call_module":
-            module = self.root.get_submodule(n.target)
+            module = _submodule(self.root, self.modules, n.target)
             spec = module_spec(module, args, kwargs, out_shape)
             op_type = class_name(module)
         else:
@@ -328,10 +349,13 @@ def read_fx(model: Any, example_inputs: tuple[Any, ...] | None, run: Any) -> Gra
     data = _data_nodes(graph, flags)
 
     def read() -> Graph:
-        forward = None if example_inputs is None else Forward(root, graph, example_inputs)
+        modules = submodules(root)
+        forward = None
+        if example_inputs is not None:
+            forward = Forward(root, graph, example_inputs, modules)
         # after tracing (whose proxies must not be cached): the forward pass and the reader
         # then compute each parametrized weight (weight_norm) once, not once each
         with torch.no_grad(), torch.nn.utils.parametrize.cached():
-            return FxReader(model, graph, root, forward).read(data)
+            return FxReader(model, graph, root, forward, modules).read(data)
 
     return read() if example_inputs is None else run(read)

@@ -73,9 +73,13 @@ def _trained(module: Any, name: str, tensor: Any) -> bool:
     """A parameter with ``requires_grad``, or a parametrized tensor (weight_norm) made from
     one: that is read from the parametrization's parameters, as the reader computes the
     tensor under ``no_grad``, where it never requires grad."""
-    chains = getattr(module, "parametrizations", None)
+    chains = module._modules.get("parametrizations")  # getattr: an exception when absent
     if chains is not None and name in chains:
-        return any(p.requires_grad for p in chains[name].parameters())
+        chain = chains[name]  # its originals first: a walk of its modules only if none trains
+        originals = chain._parameters.values()
+        return any(p is not None and p.requires_grad for p in originals) or any(
+            p.requires_grad for p in chain.parameters()
+        )
     return bool(getattr(tensor, "requires_grad", False))
 
 
@@ -84,8 +88,8 @@ def _conv(
 ) -> Spec:
     from torch import nn
 
-    weight, bias = _weight(module), getattr(module, "bias", None)
-    bias_arg = _weight(module, "bias") if bias is not None else None
+    weight, bias = _weight(module), _weight(module, "bias")
+    bias_arg = bias if bias.tensor is not None else None
     if isinstance(module, nn.modules.conv._ConvTransposeNd):
         output_size = kwargs.get("output_size", args[1] if len(args) > 1 else None)
         return conv_transpose_spec(

@@ -122,13 +122,16 @@ class SourceFinder:
         self._assignments: dict[type, _Assignments | None] = {}
 
     @classmethod
-    def for_model(cls, model: Any) -> SourceFinder:
+    def for_model(cls, model: Any, modules: dict[str, Any] | None = None) -> SourceFinder:
+        """``modules``: the model's submodules by qualified name, when the caller has them."""
         from torch import nn
 
         containers = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
         @functools.cache
         def submodule(name: str) -> Any:  # a lookup per name asked, not a walk of the model
+            if modules is not None and name in modules:
+                return modules[name]
             try:
                 return model.get_submodule(name)
             except (AttributeError, TypeError):
