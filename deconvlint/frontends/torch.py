@@ -90,8 +90,10 @@ def _runner(timeout: float | None) -> Callable[[Callable[[], Any]], Any]:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: Any) -> Iterator[None]:
-    flags = [(m, m.training) for m in model.modules()]
+def _eval_mode(model: Any, flags: list[tuple[Any, bool]] | None = None) -> Iterator[None]:
+    """Eval mode while reading; ``flags``: every module's ``training`` flag, if already read."""
+    if flags is None:
+        flags = [(m, m.training) for m in model.modules()]
     if any(training for _, training in flags):  # eval(), as the user would, only if needed
         model.eval()
     try:
@@ -120,14 +122,17 @@ def _one_thread() -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def _lazy_modules(model: Any) -> list[str]:
+def _walk(model: Any) -> tuple[list[tuple[Any, bool]], list[str]]:
+    """One walk of the modules: each one's ``training`` flag, and the names of the lazy ones
+    whose parameters are not initialised yet."""
     from torch.nn.modules.lazy import LazyModuleMixin
 
-    return [
-        name or type(m).__name__
-        for name, m in model.named_modules()
-        if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()
-    ]
+    flags, lazy = [], []
+    for name, m in model.named_modules():
+        flags.append((m, m.training))
+        if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params():
+            lazy.append(name or type(m).__name__)
+    return flags, lazy
 
 
 def _inputs_tuple(example_inputs: Any) -> tuple[Any, ...] | None:
@@ -171,17 +176,17 @@ def load_module(
         raise TraceError(f"not a torch.nn.Module: {type(model).__name__}")
     inputs = _inputs_tuple(example_inputs)
     run = _runner(timeout)
-    lazy = _lazy_modules(model)
+    flags, lazy = _walk(model)
     if lazy:
         if inputs is None:
             raise TraceError(
                 f"could not read the model: lazy modules ({', '.join(lazy[:3])}) get their "
                 "shapes from a first forward pass: example inputs are needed"
             )
-        with _eval_mode(model), _one_thread():
+        with _eval_mode(model, flags), _one_thread():
             _materialize(model, inputs, run)
     failures: list[tuple[str, str]] = []
-    with _eval_mode(model), _one_thread():
+    with _eval_mode(model, flags), _one_thread():
         for reader in ("fx", "export", "hooks"):
             if reader != "fx" and inputs is None:
                 failures.append((reader, "needs example inputs"))
