@@ -64,7 +64,10 @@ class Forward:
     def __init__(
         self, root: Any, graph: Any, inputs: tuple[Any, ...], modules: dict[str, Any]
     ) -> None:
+        import torch.fx
+
         self.root, self.modules = root, modules
+        self._map = torch.fx.node.map_arg
         self.inputs = iter(inputs)
         self.env: dict[Any, Any] = {}
         last: dict[Any, Any] = {}
@@ -90,8 +93,6 @@ class Forward:
         return value
 
     def _run(self, n: Any) -> Any:
-        import torch.fx
-
         op = n.op
         if op == "placeholder":
             if n.target.startswith("*"):
@@ -104,8 +105,9 @@ class Forward:
             raise RuntimeError(f"expected an argument for the parameter {n.target}")
         if op == "get_attr":
             return _fetch(self.root, n.target)
-        args = torch.fx.node.map_arg(n.args, self.env.__getitem__)
-        kwargs = torch.fx.node.map_arg(n.kwargs, self.env.__getitem__)
+        fetch = self.env.__getitem__
+        args = self._map(n.args, fetch)
+        kwargs = self._map(n.kwargs, fetch) if n.kwargs else {}
         if op == "call_function":
             return n.target(*args, **kwargs)
         if op == "call_method":
@@ -248,7 +250,10 @@ class FxReader:
         modules: dict[str, Any] | None = None,
     ) -> None:
         self.model, self.graph, self.root = model, graph, root
+        import torch.fx
+
         self.forward = forward
+        self._map = torch.fx.node.map_arg
         self.modules = submodules(root) if modules is None else modules
         self.builder = GraphBuilder(type(model).__name__)
         self.sources = SourceFinder.for_model(model, self.modules if model is root else None)
@@ -279,9 +284,10 @@ class FxReader:
         return self.builder.finish(tuple(self.inputs), tuple(self.outputs))
 
     def _args(self, value: Any) -> Any:
-        import torch.fx
-
-        return torch.fx.node.map_arg(value, lambda a: self.env.get(a, UNKNOWN))
+        if not value:  # most kwargs
+            return value
+        env = self.env
+        return self._map(value, lambda a: env.get(a, UNKNOWN))
 
     def _placeholder(self, n: Any, is_data: bool, real: Any) -> None:
         if not is_data:
