@@ -249,9 +249,9 @@ class FxReader:
         forward: Forward | None,
         modules: dict[str, Any] | None = None,
     ) -> None:
-        self.model, self.graph, self.root = model, graph, root
         import torch.fx
 
+        self.model, self.graph, self.root = model, graph, root
         self.forward = forward
         self._map = torch.fx.node.map_arg
         self.modules = submodules(root) if modules is None else modules
