@@ -137,7 +137,7 @@ class CoveragePass:
             stack += (node.name,)
             if len(stack) >= 2:
                 self.result.stacks.append(Stack(nodes=stack, patterns=patterns))
-        if node.spatial_rank and patterns_uniform(patterns):
+        if patterns_uniform(patterns):  # a node with spatial axes (the others returned above)
             compensated += tuple((layer, node.name) for layer in pending)
             pending, stack = (), ()
         return PathState(patterns, pending, compensated, stack)

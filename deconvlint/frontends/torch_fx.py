@@ -83,8 +83,9 @@ class Forward:
         try:
             value = self._run(n)
         except Exception as exc:
-            lines = str(exc).strip().splitlines()
-            cause = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+            from deconvlint.frontends.torch import _one_line
+
+            cause = _one_line(exc)
             raise ReaderError(f"the model does not run on the example inputs: {cause}") from exc
         env = self.env
         env[n] = value
