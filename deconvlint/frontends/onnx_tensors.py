@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from deconvlint.errors import LoadError
+from deconvlint.frontends.onnx_proto import np_dtype, to_array
+from deconvlint.frontends.onnx_proto import proto as _proto
 
 _MAX_SYMLINK_HOPS = 40
 
 
 def is_external(tensor: Any) -> bool:
-    from onnx import TensorProto
+    TensorProto = _proto().TensorProto
 
     return tensor.data_location == TensorProto.EXTERNAL
 
@@ -204,7 +206,7 @@ def read_tensor(tensor: Any, base_dir: Path | None, max_elements: int | None = N
     Raises ``ValueError`` with a short reason when it cannot be read.  Locations must have passed
     :func:`check_external_locations` first.
     """
-    from onnx import TensorProto, helper, numpy_helper
+    TensorProto = _proto().TensorProto
 
     count = element_count(tensor)
     if count is None:
@@ -212,13 +214,13 @@ def read_tensor(tensor: Any, base_dir: Path | None, max_elements: int | None = N
     if max_elements is not None and count > max_elements:
         raise ValueError(f"tensor {tensor.name!r} is too large ({count} elements)")
     if not is_external(tensor):
-        return numpy_helper.to_array(tensor)
+        return to_array(tensor)
     if base_dir is None:
         raise ValueError(
             f"tensor {tensor.name!r} is stored externally and the model's folder is unknown"
         )
     info = external_info(tensor)
-    itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    itemsize = np_dtype(tensor.data_type).itemsize
     nbytes = count * itemsize
     offset = int(info.get("offset", 0) or 0)
     length = int(info.get("length", nbytes) or nbytes)
@@ -246,4 +248,4 @@ def read_tensor(tensor: Any, base_dir: Path | None, max_elements: int | None = N
     del inline.external_data[:]
     inline.data_location = TensorProto.DEFAULT
     inline.raw_data = raw
-    return numpy_helper.to_array(inline)
+    return to_array(inline)
