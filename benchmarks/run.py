@@ -55,6 +55,7 @@ def make_inputs(code: str) -> None:
     forked from this process starts with this process's peak RSS (wait4 reports it), so this
     process never imports onnx or holds a model."""
     path = os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT), ENV.get("PYTHONPATH", "")])
+    code = f"from pathlib import Path\n{code}"
     subprocess.run([sys.executable, "-c", code], env={**ENV, "PYTHONPATH": path}, check=True)
 
 
@@ -169,7 +170,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     os.chdir(work)  # no configuration file, and no checkout's deconvlint before the installed one
     small = work / "small.onnx"
-    make_inputs(f"from make_models import write_volume; write_volume({os.fspath(small)!r}, 16)")
+    make_inputs(
+        f"from make_models import write_volume; write_volume(Path({os.fspath(small)!r}), 16)"
+    )
     gen = work / "gen.py"
     gen.write_text(GEN_PY)
     rows: list[tuple] = []
@@ -184,7 +187,7 @@ def main() -> None:
     if "big" in targets:
         big = work / "big.onnx"
         if not big.exists():  # in a child: this process stays small (see make_inputs)
-            make_inputs(f"from make_models import write_big; write_big({os.fspath(big)!r})")
+            make_inputs(f"from make_models import write_big; write_big(Path({os.fspath(big)!r}))")
         load = [sys.executable, "-c", f"import onnx; onnx.load({os.fspath(big)!r})"]
         got = compare("2 big", {"onnx.load": load, "deconvlint": deconvlint(big)}, args.n)
         rows += got
@@ -217,7 +220,7 @@ def main() -> None:
         low, high = work / "v16.onnx", work / "v512.onnx"
         for path, size in ((low, 16), (high, 512)):
             make_inputs(
-                f"from make_models import write_volume; write_volume({str(path)!r}, {size})"
+                f"from make_models import write_volume; write_volume(Path({str(path)!r}), {size})"
             )
         got = compare("flat", {"16^3": deconvlint(low), "512^3": deconvlint(high)}, args.n)
         rows += got
