@@ -118,10 +118,11 @@ def imported_by(args: list[str], modules: list[str]) -> list[str]:
         "    runpy.run_module('deconvlint', run_name='__main__')\n"
         "except SystemExit:\n"
         "    pass\n"
-        f"print(','.join(m for m in {modules!r} if m in sys.modules), file=sys.stderr)\n"
+        f"print('imported:' + ','.join(m for m in {modules!r} if m in sys.modules), file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV)
-    return [m for m in done.stderr.strip().splitlines()[-1].split(",") if m]
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("imported:")]
+    return [m for m in line.removeprefix("imported:").split(",") if m]
 
 
 def jobs_target(work: Path, n: int) -> tuple[list[tuple], str]:
