@@ -80,6 +80,7 @@ class Context:
             metrics=metrics,
             suggestions=suggestions or [],
             source=node.source,
+            library_source=node.library_source or getattr(node.source, "library", None),
         )
 
 
