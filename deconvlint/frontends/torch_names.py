@@ -62,11 +62,16 @@ class SourceLine(str):
     installed library's own line in ``library`` when ``self`` is the user's call around it."""
 
     library: str | None = None
+    #: ``(qualified name, "package.module.Class")`` of the enclosing modules (and the layer)
+    #: whose classes an installed library (not torch) defines, outermost first
+    owners: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def make(cls, source: str, library: str | None = None) -> SourceLine:
+    def make(
+        cls, source: str, library: str | None = None, owners: tuple[tuple[str, str], ...] = ()
+    ) -> SourceLine:
         line = cls(source)
-        line.library = library
+        line.library, line.owners = library, owners
         return line
 
 
@@ -146,6 +151,18 @@ def is_library_file(path: str) -> bool:
     return (
         "site-packages" in parts or "dist-packages" in parts or absolute.startswith(_library_dirs())
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_library_class(cls: type) -> bool:
+    module = cls.__module__ or ""
+    if module == "torch" or module.startswith("torch."):
+        return False
+    try:
+        file = inspect.getsourcefile(cls)
+    except TypeError:
+        return False
+    return file is not None and is_library_file(file)
 
 
 def call_site(cls: type, file: str, first: int = 1, last: int | None = None) -> str | None:
@@ -301,9 +318,21 @@ class SourceFinder:
             place = self._place(qualified, 0)
             if place is None or not is_library_file(place.path):
                 return None if place is None else SourceLine(place.shown)
-            return SourceLine.make(self._user_place(qualified) or place.shown, place.shown)
+            return SourceLine.make(
+                self._user_place(qualified) or place.shown, place.shown, self._owners(qualified)
+            )
         except Exception:
             return None
+
+    def _owners(self, qualified: str) -> tuple[tuple[str, str], ...]:
+        parts = qualified.split(".")
+        found = []
+        for end in range(len(parts) + 1):
+            name = ".".join(parts[:end])
+            cls = self._class(name)
+            if cls is not None and _is_library_class(cls):
+                found.append((name, f"{cls.__module__}.{cls.__qualname__}"))
+        return tuple(found)
 
     def _user_place(self, qualified: str) -> str | None:
         """The nearest enclosing module built in user code, else the user's call of the root."""
