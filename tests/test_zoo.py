@@ -491,8 +491,10 @@ def test_monai_models_give_the_findings_of_their_onnx_export(name: str) -> None:
     by_torch = deconvlint.check(entry.model(), entry.inputs(), config=DEFAULTS)
     by_onnx = deconvlint.check(_onnx_export(entry, "torchscript"), config=DEFAULTS)
     assert by_torch.frontend == "hooks"
-    torch_side = [_signature(f) for f in by_torch.findings]
-    onnx_side = [_signature(f) for f in by_onnx.findings]
+    # rule, severity and metrics: the suggestions differ by design (a layer MONAI builds gets
+    # MONAI's own rewrite, which the ONNX export cannot know)
+    torch_side = [_signature(f)[:3] for f in by_torch.findings]
+    onnx_side = [_signature(f)[:3] for f in by_onnx.findings]
     assert torch_side == onnx_side, f"{name}: torch front end\n{by_torch}\n\nONNX export\n{by_onnx}"
 
 
