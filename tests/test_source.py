@@ -299,3 +299,22 @@ def test_editor_adds_keywords_after_a_trailing_comma() -> None:
         new
         == "up = nn.ConvTranspose2d(\n    4,\n    2,\n    3,  # k\n    stride=2,\n    output_padding=1,\n)\n"
     )
+
+
+def test_suppressions_tokenize_only_a_file_that_may_hold_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tokenize
+
+    from deconvlint.source import check
+
+    text = 'up = nn.ConvTranspose2d(8, 4, 3, stride=2)  # noqa: DL001\ns = "# noqa"\n'
+    assert check.suppressions(text) == {1: frozenset({"DL001"})}  # the string is no comment
+
+    def refused(*args: object) -> None:
+        raise AssertionError("tokenized")
+
+    monkeypatch.setattr(tokenize, "generate_tokens", refused)
+    assert check.suppressions("up = nn.ConvTranspose2d(8, 4, 3, stride=2)\n# a comment\n") == {}
+    with pytest.raises(AssertionError, match="tokenized"):
+        check.suppressions(text)

@@ -66,6 +66,8 @@ class Outcome:
 def suppressions(text: str) -> dict[int, frozenset[str] | None]:
     """Line -> the rule ids its ``noqa`` / ``deconvlint: ignore`` comment names (``None``: all)."""
     found: dict[int, frozenset[str] | None] = {}
+    if not (_NOQA.search(text) or _IGNORE.search(text)):
+        return found  # no comment can match: the tokenizer (its regexes) is not needed
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError):
