@@ -115,6 +115,8 @@ class Stack:
         metrics = state_metrics(self.patterns, self.exp, self.truncated)
         if self.truncated is not None:
             metrics["composed"] = list(self.nodes[: self.composed])
+        if not self.patterns:  # nothing composed: no numbers to show
+            metrics.update(max_coverage=None, min_coverage=None, ratio=None, cv=None)
         return metrics
 
 
@@ -275,10 +277,13 @@ class CoveragePass:
         kept, rest = merged[: MAX_STATES - 1], merged[MAX_STATES - 1 :]
         self.result.merged[node.name] = len(rest)
         worst = rest[0]
-        why = worst.truncated or (
-            f"{len(merged)} distinct paths meet at '{node.name}'; "
-            f"{len(rest)} of them merged into one (at most {MAX_STATES} are kept apart)"
+        why = (
+            f"{len(merged)} distinct paths meet at '{node.name}', {len(rest)} of them merged "
+            f"into one (at most {MAX_STATES} are kept apart)"
         )
+        if worst.truncated is not None:  # the first cause, and the first merge (bounded text)
+            merged_before = "merged into one" in worst.truncated
+            why = worst.truncated if merged_before else f"{worst.truncated}; {why}"
         folded = replace(
             worst,
             pending=_union(s.pending for s in rest),

@@ -217,9 +217,7 @@ def _layer_ratio(window: tuple) -> float:
 def _through(stack: Stack) -> str:
     """Where the stack's pattern was composed to: its last layer, or the last one composed."""
     composed = len(stack.nodes) if stack.composed is None else stack.composed
-    if composed:
-        return f"from the input through '{stack.nodes[composed - 1]}'"
-    return f"before '{stack.nodes[0]}'"
+    return f"from the input through '{stack.nodes[composed - 1]}'"
 
 
 def _truncation_text(truncated: str | None, composed: int | None, layers: int) -> str:
@@ -252,11 +250,17 @@ def stacked_uneven_overlap(ctx: Context) -> Iterator[Finding]:
         metrics["effect"] = effect
         chain = " -> ".join(f"'{n}'" for n in names)
         rank = max(n.spatial_rank for n in layers)
+        worst_text = _fmt(worst_single) if math.isfinite(worst_single) else "holes"
+        if stack.composed == 0:  # even the first layer's period is past the cap
+            coverage = ""
+        else:
+            coverage = (
+                f": coverage {_through(stack)} is {pattern_text(metrics['pattern'])}, "
+                f"{spread_text(metrics, rank)}"
+            )
         message = (
             f"stacked uneven overlap: {len(names)} uneven layers ({chain}); the stack "
-            f"{effect}: coverage {_through(stack)} is "
-            f"{pattern_text(metrics['pattern'])}, {spread_text(metrics, rank)} "
-            f"(worst single layer: {_fmt(worst_single) if math.isfinite(worst_single) else 'holes'})"
+            f"{effect}{coverage} (worst single layer: {worst_text})"
             f"{_truncation_text(stack.truncated, stack.composed, len(names))}"
         )
         yield ctx.finding(
