@@ -23,6 +23,7 @@ import numpy as np
 from deconvlint import geometry as geo
 from deconvlint import suggestions
 from deconvlint.analysis import (
+    PERIOD_CAP,
     CoveragePass,
     CoverageResult,
     Stack,
@@ -312,6 +313,9 @@ def fractional_nearest_resize(ctx: Context) -> Iterator[Finding]:
             continue
         if any(s is None for s in spec.scales) or all(s.denominator == 1 for s in spec.scales):
             continue
+        if any(max(s.numerator, s.denominator) > PERIOD_CAP for s in spec.scales):
+            yield _fractional_resize_past_the_cap(ctx, node, spec)
+            continue
         fanouts = [geo.nearest_fanout(spec, a) for a in range(spec.spatial_rank)]
         if geo.patterns_uniform(fanouts):
             continue
@@ -324,6 +328,31 @@ def fractional_nearest_resize(ctx: Context) -> Iterator[Finding]:
             f"{spread_text(metrics, spec.spatial_rank)}: uneven pixel footprint"
         )
         yield ctx.finding(node, message, metrics, suggestions.resize_rewrites(node))
+
+
+def _fractional_resize_past_the_cap(ctx: Context, node: Node, spec: Any) -> Finding:
+    """DL005 for a scale a/b with a or b past the period cap: the fan-out of one input is the
+    number of outputs in an interval of length a/b, so floor(a/b) or ceil(a/b); only their
+    pattern over the b phases is not computed."""
+    counts = [(s.numerator // s.denominator, -(-s.numerator // s.denominator)) for s in spec.scales]
+    low, high = math.prod(c[0] for c in counts), math.prod(c[1] for c in counts)
+    scales = " x ".join(str(s) for s in spec.scales)
+    reason = f"a scale of {scales} has a period beyond the cap of {PERIOD_CAP}"
+    metrics = {
+        "pattern": [],
+        "period": [s.denominator for s in spec.scales],
+        "max_coverage": high,
+        "min_coverage": low,
+        "ratio": None if low == 0 else round(high / low, 4),
+        "cv": None,
+        "truncated": True,
+        "truncated_reason": reason,
+    }
+    message = (
+        f"fractional nearest resize: scale {scales} copies each input pixel {low} or {high} "
+        f"times: uneven pixel footprint (truncated: {reason}, the pattern is not listed)"
+    )
+    return ctx.finding(node, message, metrics, suggestions.resize_rewrites(node))
 
 
 @rule("DL006")

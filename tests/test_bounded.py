@@ -308,3 +308,15 @@ def test_long_patterns_are_summarised_in_every_output():
     assert metrics["pattern_summary"] == [{"length": 5000, "min": 1, "max": 5000}]
     short = geometry.pattern_metrics([np.array([1.0, 2.0])])
     assert "pattern_summary" not in short
+
+
+def test_fractional_nearest_resize_past_the_cap_fires_without_its_pattern():
+    nodes = parse_chain("Upsample(scale=65537/65536, mode=nearest, rank=2)")
+    (finding,) = run_rules(Graph("g", nodes, ("v0",), (nodes[-1].outputs[0],)), Settings())
+    assert finding.rule == "DL005" and finding.metrics["truncated"] is True
+    assert (finding.metrics["min_coverage"], finding.metrics["max_coverage"]) == (1, 4)
+    # under the cap the exact pattern is unchanged: floor/ceil agree with its extremes
+    nodes = parse_chain("Upsample(scale=7/4, mode=nearest, rank=2)")
+    (finding,) = run_rules(Graph("g", nodes, ("v0",), (nodes[-1].outputs[0],)), Settings())
+    assert "truncated" not in finding.metrics
+    assert (finding.metrics["min_coverage"], finding.metrics["max_coverage"]) == (1, 4)
