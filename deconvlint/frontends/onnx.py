@@ -38,7 +38,7 @@ def _one_line(message: str) -> str:
 def load_graph(path: str | os.PathLike) -> Graph:
     """Read an ONNX file (its external data stays unread) into a :class:`Graph`.
 
-    The file is memory-mapped and skimmed (:mod:`deconvlint.frontends.onnx_skim`): large
+    The file is skimmed with positioned reads (:mod:`deconvlint.frontends.onnx_skim`): large
     initializers are decoded only when a converter asks for their values.
 
     >>> load_graph("/no/such/model.onnx")
