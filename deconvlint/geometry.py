@@ -59,6 +59,9 @@ def conv_transpose_step(
 
     Output ``o`` gets ``sum_j taps[j] * c[(o + p - j*d)/s]`` over the taps with ``s | o+p-j*d``.
     """
+    if len(c) == 1:  # a uniform input (most of them): taps summed per phase, in tap order
+        phases = (np.arange(len(taps)) * dilation - pads_begin) % stride
+        return np.bincount(phases, weights=np.asarray(taps, dtype=float) * c[0], minlength=stride)
     period = len(c) * stride
     out = np.zeros(period)
     o = np.arange(period)
