@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from deconvlint.files import open_regular
 from deconvlint.frontends.onnx_fold import MAX_ELEMENTS
 from deconvlint.frontends.onnx_tensors import element_count, is_external, read_tensor
 
@@ -329,7 +330,7 @@ class SkimmedModel:
         from onnx import ModelProto
 
         file = Path(os.fspath(path))
-        with open(file, "rb") as handle:
+        with open_regular(file) as handle:
             info = os.fstat(handle.fileno())
             skimmed, deferred = skim_bytes(FileBytes(handle.fileno(), info.st_size))
         model = ModelProto()
@@ -363,7 +364,7 @@ class SkimmedModel:
             raise KeyError(name)
         spans = self._deferred[name][1]
         try:
-            with open(self.path, "rb") as handle:
+            with open_regular(self.path) as handle:
                 info = os.fstat(handle.fileno())
                 if (info.st_size, info.st_mtime_ns) != self._stamp:
                     raise ValueError("the model file changed since it was read")
