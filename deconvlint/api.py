@@ -232,11 +232,18 @@ def _run(
         fail_on=fail_on,
         stacklevel=stacklevel + 1,
     )
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(target, torch.nn.Module):
+        from deconvlint.frontends.torch_names import library_root_call, remember_root_call
+
+        # a model built by a library's class: its findings point at the caller's call of it
+        remember_root_call(target, library_root_call(target, sys._getframe(stacklevel)))
     read = _read(target, example_inputs, timeout)
     if probe:
         read.graph.measurements = _probe(target, read.graph, example_inputs)
     findings = check_graph(read.graph, settings)
-    report = Report([FileResult(read.path, findings)], frontend=read.frontend)
+    result = FileResult(read.path, findings, notes=list(read.graph.report_notes))
+    report = Report([result], frontend=read.frontend)
     if warn:
         for finding in findings:
             warnings.warn(
@@ -302,7 +309,10 @@ def failing_report(report: Report, fail_on: str) -> Report:
     return Report(
         [
             FileResult(
-                r.path, [f for f in r.findings if severity_rank(f.severity) >= threshold], r.error
+                r.path,
+                [f for f in r.findings if severity_rank(f.severity) >= threshold],
+                r.error,
+                r.notes,
             )
             for r in report.results
         ],

@@ -154,8 +154,11 @@ class Node:
     has_bias: bool = False
     # The layer's trained weights, read lazily (CONV_TRANSPOSE, CONV); see WeightSource.
     weights: WeightSource | None = field(default=None, repr=False, compare=False)
-    # Where the layer was written, for users: "path/to/model.py:42" (torch front end).
+    # Where the layer was written, for users: "path/to/model.py:42" or "...:42:9" (torch front
+    # end); for a layer an installed library builds, the user's line that built it.
     source: str | None = None
+    # That library's line, when ``source`` is the user's call around it.
+    library_source: str | None = None
     # Front-end notes worth showing with a finding (e.g. "scale could not be resolved").
     notes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -194,6 +197,9 @@ class Graph:
     notes: list[str] = field(default_factory=list)
     # What --probe measured, by node name (deconvlint.probe.Measurement); None: not probed.
     measurements: dict[str, Any] | None = None
+    # Notes the report shows with the findings: the reader used when the first one's graph
+    # was not used, layers the forward ran that no reader could place on a path.
+    report_notes: list[str] = field(default_factory=list)
 
     def producers(self) -> dict[str, Node]:
         """Map each value name to the node that produces it."""

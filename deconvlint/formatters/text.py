@@ -170,6 +170,8 @@ def finding_details(finding: Finding) -> list[str]:
         lines += _picture(axes)
     if finding.source:
         lines.append(f"defined at: {finding.source}")
+    if finding.library_source:
+        lines.append(f"built in the library at: {finding.library_source}")
     for suggestion in finding.suggestions:
         lines.append(f"suggestion: {suggestion.title}")
         lines += ["    " + code for code in suggestion.code.rstrip("\n").splitlines()]
@@ -182,6 +184,15 @@ def format_finding(path: str, finding: Finding, color: bool = False) -> str:
     severity = _paint(f"[{finding.severity}]", finding.severity, color)
     header = f"{where} {_paint(finding.rule, 'bold', color)} {severity} {finding.message}"
     return "\n".join([header, *finding_details(finding)])
+
+
+def format_note(path: str, note: str) -> str:
+    """``path: note: text`` on one line (the torch reader's notes: see ``FileResult.notes``).
+
+    >>> format_note("<Decoder>", "read by fx: hooks could not read the model: ...")
+    '<Decoder>: note: read by fx: hooks could not read the model: ...'
+    """
+    return f"{path}: note: {' '.join(note.split())}"
 
 
 def _plural(count: int, word: str) -> str:
@@ -216,6 +227,9 @@ def format_summary(report: Report) -> str:
 def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
     """Every finding, a blank line between them, then the summary line."""
     blocks = [format_finding(r.path, f, style.color) for r in report.results for f in r.findings]
+    notes = [format_note(r.path, note) for r in report.results for note in r.notes]
+    if notes:
+        blocks.append("\n".join(notes))
     text = "\n\n".join(blocks)
     if style.summary:
         text = f"{text}\n\n{format_summary(report)}" if text else format_summary(report)
