@@ -39,8 +39,10 @@ import enum
 import importlib
 import io
 import os
+import pickletools
 import re
 import sys
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
@@ -182,8 +184,6 @@ class _PickleGlobals:
 def _pickle_globals(stream: IO[bytes]) -> _PickleGlobals:
     """The globals of the pickles in ``stream``, read as opcodes (nothing runs), at most
     :data:`MAX_PICKLE_OPS` opcodes and :data:`MAX_PICKLE_BYTES` bytes."""
-    import pickletools  # here, as zipfile below: a run on ONNX or source files needs neither
-
     found = _PickleGlobals()
     capped = _CappedStream(stream, MAX_PICKLE_BYTES)
     ops = 0
@@ -233,8 +233,6 @@ def _classify_pickle(stream: IO[bytes]) -> FileFormat:
 
 
 def _sniff_zip(file: IO[bytes]) -> FileFormat:
-    import zipfile
-
     try:
         archive = zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):

@@ -59,14 +59,13 @@ def test_yaml_is_imported_only_for_a_yaml_configuration(tmp_path: Path) -> None:
     assert _imported(tmp_path, ["yaml"], model) == ["yaml", "check_in_order:gc=True"]
 
 
-def test_a_clean_source_run_needs_no_yaml_libcst_zipfile_nor_collector(tmp_path: Path) -> None:
+def test_a_clean_source_run_needs_no_yaml_libcst_nor_collector(tmp_path: Path) -> None:
     """Lint-only source mode on a clean file: no libcst (only a fix or a finding's rewritten
-    code needs it), no PyYAML, no torch-file sniffing, and the cyclic collector paused until
-    the models come."""
+    code needs it), no PyYAML, and the cyclic collector paused until the models come."""
     source = tmp_path / "gen.py"
     source.write_text(
         "import torch.nn as nn\nup = nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1)\n"
     )
-    heavy = ["yaml", "libcst", "zipfile", "pickletools", "onnx", "torch"]
+    heavy = ["yaml", "libcst", "onnx", "torch"]
     seen = _imported(tmp_path, heavy, str(source))
     assert seen == ["check_file:gc=False", "check_in_order:gc=True"]
