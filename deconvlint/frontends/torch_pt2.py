@@ -269,11 +269,13 @@ def _read_json(reader: Any, name: str) -> Any:
 
 
 def _check_payloads(reader: Any, names: list[str], file_size: int) -> None:
-    """No pickled or custom-object payload; raw records no larger together than the file."""
+    """No pickled or custom-object payload; raw records no larger together than the file, and
+    no tensor claiming more elements than its record has bytes (torch would allocate a zero-byte
+    record's claimed shape, or view a small record with a huge stride-0 shape)."""
     from torch.export.pt2_archive import constants as c
     from torch.export.pt2_archive._package import _load_payload_config
 
-    total = 0
+    sizes: dict[str, int] = {}
     for folder, config_name, what in (
         (c.WEIGHTS_DIR, c.WEIGHTS_CONFIG_FILENAME_FORMAT.format(_MODEL), "weight"),
         (c.CONSTANTS_DIR, c.CONSTANTS_CONFIG_FILENAME_FORMAT.format(_MODEL), "constant"),
@@ -292,8 +294,11 @@ def _check_payloads(reader: Any, names: list[str], file_size: int) -> None:
             record = os.path.join(folder, payload.path_name)
             if record not in names:
                 raise UnsafeArchive(f"names a missing record {record!r}")
-            total += reader.archive_file.get_record_size(record)
-    if total > file_size:
+            sizes[record] = reader.archive_file.get_record_size(record)
+            dims = [d.value if d.type == "as_int" else -1 for d in payload.tensor_meta.sizes]
+            if any(d < 0 for d in dims) or math.prod(dims) > sizes[record]:
+                raise UnsafeArchive(f"has a {what} {fqn!r} larger than the data it holds")
+    if sum(sizes.values()) > file_size:
         raise UnsafeArchive("has records that inflate past the size of the file")
 
 
