@@ -200,6 +200,7 @@ def test_shape_expressions_that_could_run_code_or_explode_are_refused(text: str)
         ("target", "torch.ops.import_module.x"),
         ("target", "builtins.exec"),
         ("target", "#ext:op"),
+        ("as_operator", "torch.os.system"),
         (
             "in_spec",
             '[1, {"type": "collections.defaultdict", "context": "{}", "children_spec": []}]',
