@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from deconvlint import __version__
+from deconvlint.atomic import write_atomically
 from deconvlint.errors import ConfigError, DeconvlintError
 from deconvlint.formatters import FORMATS, Style, format_error_lines, get_formatter
+from deconvlint.printable import one_line, printable
 from deconvlint.report import SEVERITIES, FileResult, Report
 from deconvlint.settings import Settings
 
@@ -214,7 +216,7 @@ def _seconds(text: str) -> float:
 
 
 def _fail(message: str) -> int:
-    print(message, file=sys.stderr)
+    print(one_line(message), file=sys.stderr)
     return 2
 
 
@@ -409,7 +411,7 @@ def _check_source(path: str, settings: Settings, args: argparse.Namespace) -> Fi
         _write(sys.stdout, outcome.diff)
     if args.verbose and outcome.result.error is None:
         print(
-            f"{path}: {outcome.checked} upsampling call(s) with literal geometry checked, "
+            f"{printable(path)}: {outcome.checked} upsampling call(s) with literal geometry checked, "
             f"{outcome.skipped} skipped (geometry not literal)",
             file=sys.stderr,
         )
@@ -455,10 +457,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         if args.debug:
             traceback.print_exc(file=sys.stderr)
-        return _fail(" ".join(str(exc).split()))
+        return _fail(str(exc))
     if not args.quiet:
         for note in notes:
-            print(note, file=sys.stderr)
+            print(printable(note), file=sys.stderr)
     args.source_tally = {"fixed": 0, "unsafe": 0, "changed": 0}
     if args.probe:
         settings = replace(settings, probe=True)
@@ -468,14 +470,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             check_plotting(args.plot)
         except DeconvlintError as exc:
-            return _fail(f"{PROG}: error: {' '.join(str(exc).split())}")
+            return _fail(f"{PROG}: error: {exc}")
     report = Report(results=_check_all(args, models, settings))
     if args.plot is not None:
         from deconvlint.plot import write_plots
 
         for written in write_plots(report, args.plot):
             if not args.quiet:
-                print(f"wrote {written}", file=sys.stderr)
+                print(f"wrote {printable(str(written))}", file=sys.stderr)
 
     style = Style(color=_use_color() and args.output is None, summary=not args.quiet)
     render = formatter.format_statistics if args.statistics else formatter.format_report
@@ -503,7 +505,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_files(args: argparse.Namespace, report: Report, rendered: str) -> list[str]:
-    """Write ``--output`` and ``--report``; one error line per file that could not be written."""
+    """Write ``--output`` and ``--report`` (atomically: :mod:`deconvlint.atomic`); one error line
+    per file that could not be written."""
     wanted = []
     if args.output is not None:
         wanted.append(("--output", args.output, lambda: rendered))
@@ -513,12 +516,14 @@ def _write_files(args: argparse.Namespace, report: Report, rendered: str) -> lis
         wanted.append(("--report", args.report, lambda: html.format_report(report)))
     failed = []
     for flag, path, content in wanted:
-        try:
-            with open(path, "w", encoding="utf-8", newline="\n") as file:
-                file.write(content())
+        data = content().encode("utf-8")  # all of it before the file is touched
+        try:  # through a symbolic link, as a shell's redirection would
+            write_atomically(os.path.realpath(path), data)
         except OSError as exc:
-            cause = exc.strerror or " ".join(str(exc).split())
-            failed.append(f"{path}: error: {flag}: cannot write the file: {cause}")
+            cause = exc.strerror or str(exc)
+            failed.append(
+                f"{printable(path)}: error: {flag}: cannot write the file: {one_line(cause)}"
+            )
     return failed
 
 
@@ -559,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeconvlintError as exc:
         if args.debug:
             traceback.print_exc(file=sys.stderr)
-        return _fail(f"{PROG}: error: {' '.join(str(exc).split())}")
+        return _fail(f"{PROG}: error: {exc}")
     except Exception as exc:
         if args.debug:
             traceback.print_exc(file=sys.stderr)
