@@ -356,7 +356,7 @@ def _check_all(
         if target.error is not None:
             inputs.append(FileResult(path=target.display, error=target.error))
         elif _is_source(target.display):  # here, in order: --fix writes, --diff prints
-            inputs.append(_check_source(target.display, settings, args))
+            inputs.append(_check_source(target.display, settings, args, target.root))
         else:
             inputs.append(ModelSpec(target.display, input_shapes=shapes, weights=args.weights))
     inputs += [replace(spec, weights=args.weights) if args.weights else spec for spec in models]
@@ -389,13 +389,21 @@ def _is_source(path: str) -> bool:
     return path.endswith(".py") and os.path.isfile(path)
 
 
-def _check_source(path: str, settings: Settings, args: argparse.Namespace) -> FileResult:
-    """Source mode for one ``.py`` file, with ``--fix``/``--diff``/``--verbose``."""
+def _check_source(
+    path: str, settings: Settings, args: argparse.Namespace, root: str | None = None
+) -> FileResult:
+    """Source mode for one ``.py`` file, with ``--fix``/``--diff``/``--verbose``; ``--fix``
+    writes nothing outside ``root``, the folder given on the command line."""
     from deconvlint.source import check_file
 
     try:
         outcome = check_file(
-            path, settings, fix=args.fix, unsafe_fixes=args.unsafe_fixes, diff=args.diff
+            path,
+            settings,
+            fix=args.fix,
+            unsafe_fixes=args.unsafe_fixes,
+            diff=args.diff,
+            root=root,
         )
     except Exception as exc:  # a bug: one line, as for models
         if args.debug:

@@ -46,6 +46,7 @@ class Target:
     display: str  # the path (or module target) as the user will see it in the output
     error: str | None = None
     module: bool = False  # a ``package.module:attribute`` target, not a file
+    root: str | None = None  # the folder given on the command line that holds this file
 
 
 def _enter(folder: str, name: str) -> bool:
@@ -86,7 +87,7 @@ def _targets_for(path: str) -> Iterator[Target]:
                 ),
             )
         for model in models:
-            yield Target(_shown(os.path.normpath(model)))
+            yield Target(_shown(os.path.normpath(model)), root=path)
     elif os.path.exists(path):
         yield Target(path)
     elif path.endswith(_FILE_SUFFIXES) or ":" not in path:

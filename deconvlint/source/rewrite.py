@@ -17,15 +17,26 @@ from __future__ import annotations
 import ast
 import textwrap
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from deconvlint.source.calls import SIGNATURES, resolve_callee
 
 Position = tuple[int, int]
 Changes = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """The text from ``start`` to ``end`` (``(line, column)``, 1-based lines and 0-based
+    columns in characters, end excluded) becomes ``code``."""
+
+    start: tuple[int, int]
+    end: tuple[int, int]
+    code: str
 
 
 def value_code(value: Any) -> str:
@@ -113,6 +124,8 @@ class _Editor(cst.CSTTransformer):
         self.edits = edits
         self.imports = imports
         self.applied: set[Position] = set()
+        # where each edited call stood (without its parentheses), and the call it became
+        self.replaced: list[tuple[CodeRange, cst.Call]] = []
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         start = self.get_metadata(PositionProvider, original_node).start
@@ -123,7 +136,10 @@ class _Editor(cst.CSTTransformer):
         if not changes or cls is None:
             return updated_node
         self.applied.add(key)
-        return edit_call(updated_node, SIGNATURES[cls], changes)
+        edited = edit_call(updated_node, SIGNATURES[cls], changes)
+        where = self.get_metadata(PositionProvider, original_node)
+        self.replaced.append((where, edited))
+        return edited
 
 
 class _Calls(cst.CSTVisitor):
@@ -168,3 +184,22 @@ class SourceEditor:
         """The file's text with every edit applied."""
         editor = _Editor(edits, self.imports)
         return self._wrapper.visit(editor).code
+
+    def replacements(self, edits: Mapping[Position, Changes]) -> list[Replacement]:
+        """Every edit as a replacement of the text the call stands on (an edited call inside
+        another one is part of the outer call's replacement), in order: splicing them into
+        the file's text (:func:`deconvlint.source.splice.splice_text`) changes nothing else,
+        where :meth:`apply` gives libcst's rendering of the whole file."""
+        editor = _Editor(edits, self.imports)
+        self._wrapper.visit(editor)
+        found: list[Replacement] = []
+        spans = [
+            ((w.start.line, w.start.column), (w.end.line, w.end.column), call)
+            for w, call in editor.replaced
+        ]
+        for start, end, call in sorted(spans, key=lambda span: span[:2]):
+            if found and start < found[-1].end:
+                continue  # inside the previous (outer) call, whose new code holds this edit
+            code = self.module.code_for_node(call.with_changes(lpar=[], rpar=[]))
+            found.append(Replacement(start, end, code))
+        return found
