@@ -171,6 +171,8 @@ def finding_details(finding: Finding) -> list[str]:
         lines += _picture(axes)
     if finding.source:
         lines.append(f"defined at: {finding.source}")
+    if finding.library_source:
+        lines.append(f"built in the library at: {finding.library_source}")
     for suggestion in finding.suggestions:
         lines.append(f"suggestion: {suggestion.title}")
         # split at "\n" only: any other line break a name carries is escaped, not a new line

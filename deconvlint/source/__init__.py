@@ -22,6 +22,7 @@ import tokenize
 from dataclasses import dataclass
 
 from deconvlint.atomic import write_atomically
+from deconvlint.files import open_regular
 from deconvlint.report import FileResult
 from deconvlint.settings import Settings
 
@@ -45,7 +46,7 @@ def is_source(path: str | os.PathLike) -> bool:
 def _read(path: str) -> tuple[bytes, str, str]:
     """The bytes, the text (newlines as they are) and its encoding (PEP 263 cookie or BOM, else
     UTF-8)."""
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:  # a FIFO named x.py would block open() forever
         raw = handle.read()
     try:
         encoding, _ = tokenize.detect_encoding(iter(raw.splitlines(keepends=True)).__next__)
@@ -104,7 +105,7 @@ def check_file(
     settings = settings or Settings()
     try:
         raw, text, encoding = _read(shown)
-        outcome = check_text(text, settings)
+        outcome = check_text(text, settings, shown)
     except SyntaxError as exc:
         return FileOutcome(FileResult(shown, error=_syntax_message(exc)))
     except (OSError, UnicodeDecodeError, LookupError, ValueError) as exc:
