@@ -538,8 +538,11 @@ def _write_files(args: argparse.Namespace, report: Report, rendered: str) -> lis
     failed = []
     for flag, path, content in wanted:
         data = content().encode("utf-8")  # all of it before the file is touched
-        try:  # through a symbolic link, as a shell's redirection would
-            write_atomically(os.path.realpath(path), data)
+        # through a symbolic link to a file, as a shell's redirection would (/dev/stdout, a
+        # link to a pipe or a terminal, is written as it is)
+        target = os.path.realpath(path) if os.path.isfile(path) else path
+        try:
+            write_atomically(target, data)
         except OSError as exc:
             cause = exc.strerror or str(exc)
             failed.append(

@@ -217,6 +217,12 @@ def test_output_through_a_symlink_and_to_a_pipe(tmp_path: Path) -> None:
         os.close(write)
 
 
+def test_output_to_dev_stdout_when_it_is_a_pipe(not_utf8_folder: Path) -> None:
+    proc = _run(".", "--format", "json", "--output", "/dev/stdout", "-q", cwd=not_utf8_folder)
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["summary"]["findings"] > 0
+
+
 def test_names_made_from_a_model_stay_exact_in_json(tmp_path: Path) -> None:
     """JSON is for programs: a node name keeps its characters (escaped the JSON way)."""
     (tmp_path / "evil.onnx").write_bytes(_uneven_chain((HOSTILE, "up2")))
