@@ -191,6 +191,15 @@ def format_finding(path: str, finding: Finding, color: bool = False) -> str:
     return "\n".join([header, *finding_details(finding)])
 
 
+def format_note(path: str, note: str) -> str:
+    """``path: note: text`` on one line (the torch reader's notes: see ``FileResult.notes``).
+
+    >>> format_note("<Decoder>", "read by fx: hooks could not read the model: ...")
+    '<Decoder>: note: read by fx: hooks could not read the model: ...'
+    """
+    return f"{path}: note: {' '.join(note.split())}"
+
+
 def _plural(count: int, word: str) -> str:
     plural = word if count == 1 or word == "info" else f"{word}s"
     return f"{count} {plural}"
@@ -223,6 +232,9 @@ def format_summary(report: Report) -> str:
 def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
     """Every finding, a blank line between them, then the summary line."""
     blocks = [format_finding(r.path, f, style.color) for r in report.results for f in r.findings]
+    notes = [format_note(r.path, note) for r in report.results for note in r.notes]
+    if notes:
+        blocks.append("\n".join(notes))
     text = "\n\n".join(blocks)
     if style.summary:
         text = f"{text}\n\n{format_summary(report)}" if text else format_summary(report)
