@@ -28,7 +28,7 @@ from fractions import Fraction
 from typing import Any
 
 from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
-from deconvlint.printable import printable
+from deconvlint.printable import one_line, printable
 from deconvlint.report import Finding, Report
 
 PICTURE_MAX = 8  # draw one period when each of the two axes repeats within this many samples
@@ -197,7 +197,7 @@ def format_note(path: str, note: str) -> str:
     >>> format_note("<Decoder>", "read by fx: hooks could not read the model: ...")
     '<Decoder>: note: read by fx: hooks could not read the model: ...'
     """
-    return f"{path}: note: {' '.join(note.split())}"
+    return f"{printable(path)}: note: {one_line(note)}"
 
 
 def _plural(count: int, word: str) -> str:
