@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import libcst as cst
+from libcst._nodes.internal import CodegenState
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from deconvlint.source.calls import SIGNATURES, resolve_callee
@@ -124,8 +125,20 @@ class _Editor(cst.CSTTransformer):
         self.edits = edits
         self.imports = imports
         self.applied: set[Position] = set()
-        # where each edited call stood (without its parentheses), and the call it became
-        self.replaced: list[tuple[CodeRange, cst.Call]] = []
+        self.module_indent = "    "
+        # where each edited call stood (without its parentheses), the indentation of the
+        # block it stands in, and the call it became
+        self.replaced: list[tuple[CodeRange, tuple[str, ...], cst.Call]] = []
+        self._indents: list[str] = []
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._indents.append(self.module_indent if node.indent is None else node.indent)
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        self._indents.pop()
+        return updated_node
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         start = self.get_metadata(PositionProvider, original_node).start
@@ -138,7 +151,7 @@ class _Editor(cst.CSTTransformer):
         self.applied.add(key)
         edited = edit_call(updated_node, SIGNATURES[cls], changes)
         where = self.get_metadata(PositionProvider, original_node)
-        self.replaced.append((where, edited))
+        self.replaced.append((where, tuple(self._indents), edited))
         return edited
 
 
@@ -191,15 +204,22 @@ class SourceEditor:
         the file's text (:func:`deconvlint.source.splice.splice_text`) changes nothing else,
         where :meth:`apply` gives libcst's rendering of the whole file."""
         editor = _Editor(edits, self.imports)
+        editor.module_indent = self.module.default_indent
         self._wrapper.visit(editor)
         found: list[Replacement] = []
         spans = [
-            ((w.start.line, w.start.column), (w.end.line, w.end.column), call)
-            for w, call in editor.replaced
+            ((w.start.line, w.start.column), (w.end.line, w.end.column), indents, call)
+            for w, indents, call in editor.replaced
         ]
-        for start, end, call in sorted(spans, key=lambda span: span[:2]):
+        for start, end, indents, call in sorted(spans, key=lambda span: span[:2]):
             if found and start < found[-1].end:
                 continue  # inside the previous (outer) call, whose new code holds this edit
-            code = self.module.code_for_node(call.with_changes(lpar=[], rpar=[]))
-            found.append(Replacement(start, end, code))
+            # rendered as within its block, whose indentation its continuation lines add
+            state = CodegenState(
+                default_indent=self.module.default_indent,
+                default_newline=self.module.default_newline,
+                indent_tokens=list(indents),
+            )
+            call.with_changes(lpar=[], rpar=[])._codegen(state)
+            found.append(Replacement(start, end, "".join(state.tokens)))
         return found
