@@ -109,11 +109,18 @@ def _axis_patterns(pattern: Any) -> list[list[Any]] | None:
 
 
 def _pattern_line(axes: list[list[Any]], period: Any) -> str:
+    """``H [1, 2] x W [1, 2], period 2x2``; an axis listed in part (its period is longer than
+    the entries a finding lists) ends in ``...``."""
     names = _AXIS_NAMES.get(len(axes), tuple(f"axis{i}" for i in range(len(axes))))
-    text = " x ".join(f"{names[i]} {fmt_value(p)}" for i, p in enumerate(axes))
     periods = [
         p for p in (period if isinstance(period, (list, tuple)) else [period]) if p is not None
     ]
+    per_axis = periods if len(periods) == len(axes) else [None] * len(axes)
+    longer = [isinstance(n, int) and n > len(p) for p, n in zip(axes, per_axis, strict=True)]
+    text = " x ".join(
+        f"{names[i]} {fmt_value(p)[:-1] + ', ...]' if longer[i] else fmt_value(p)}"
+        for i, p in enumerate(axes)
+    )
     if periods:  # one per axis: "period 2x2"
         text += ", period " + "x".join(fmt_value(p) for p in periods)
     return f"pattern: {text}"
