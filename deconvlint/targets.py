@@ -35,6 +35,7 @@ Nothing here imports torch until a torch target is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import importlib
 import io
@@ -43,7 +44,7 @@ import pickletools
 import re
 import sys
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -306,19 +307,37 @@ def _import_torch() -> Any:
     return torch
 
 
-def _add_import_paths(import_dir: str | None) -> None:
-    # As `python -m` does: the current folder first, so `pkg.models` is the user's package.
+@contextlib.contextmanager
+def user_imports(import_dir: str | None = None) -> Iterator[None]:
+    """The current folder (and ``import_dir``) first on ``sys.path`` while the user's code is
+    imported, as ``python -m`` does, so that ``pkg.models`` is the user's package; taken away
+    afterwards, so that nothing deconvlint or torch imports later comes from there.  numpy and
+    torch are imported before, so that a ``numpy.py`` in that folder cannot stand in for them."""
+    import numpy  # noqa: F401
+
+    _import_torch()
+    present = set(map(os.path.abspath, sys.path))
+    added = []
     for folder in (import_dir, os.getcwd()):
-        if folder is not None and os.path.abspath(folder) not in map(os.path.abspath, sys.path):
-            sys.path.insert(0, os.path.abspath(folder))
+        if folder is not None and os.path.abspath(folder) not in present:
+            added.append(os.path.abspath(folder))
+            sys.path.insert(0, added[-1])
+    try:
+        yield
+    finally:
+        for folder in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(folder)
 
 
 def import_target(target: str, import_dir: str | None = None) -> Any:
     """The object ``package.module:attribute`` names (this runs the module's code)."""
     module_name, _, attribute = target.partition(":")
-    _add_import_paths(import_dir)
     try:
-        found = importlib.import_module(module_name)
+        with user_imports(import_dir):
+            found = importlib.import_module(module_name)
+    except LoadError:
+        raise
     except (Exception, SystemExit) as exc:
         raise LoadError(
             f"cannot import {module_name}: {type(exc).__name__}: {_one_line(exc)}"
@@ -426,9 +445,8 @@ def module_graph(module: Any, spec: ModelSpec, timeout: float | None = None) -> 
 
 
 def _unpickled_module(path: str, torch: Any) -> Any:
-    _add_import_paths(None)  # pickles name their classes by module, as imports do
-    try:
-        with open(path, "rb") as file:
+    try:  # pickles name their classes by module, as imports do
+        with user_imports(), open(path, "rb") as file:
             zipped = file.read(2) == b"PK"
             file.seek(0)
             if zipped or _pickle_globals(file).legacy:
@@ -527,8 +545,9 @@ def load_target(
         if spec.weights:
             raise LoadError("--weights applies to package.module:attribute targets only")
         return _file_graph(spec, trust_pickle, timeout), None
-    found = import_target(spec.target, spec.import_dir)
-    module = build_module(found, spec)
+    with user_imports(spec.import_dir):  # the class's own code may import from there too
+        found = import_target(spec.target, spec.import_dir)
+        module = build_module(found, spec)
     _remember_root_call(module, found, spec.target)
     if spec.weights:
         load_weights(module, spec.weights)
