@@ -320,3 +320,12 @@ def test_fractional_nearest_resize_past_the_cap_fires_without_its_pattern():
     (finding,) = run_rules(Graph("g", nodes, ("v0",), (nodes[-1].outputs[0],)), Settings())
     assert "truncated" not in finding.metrics
     assert (finding.metrics["min_coverage"], finding.metrics["max_coverage"]) == (1, 4)
+
+
+def test_text_marks_a_pattern_listed_in_part():
+    from deconvlint.formatters.text import finding_details
+
+    metrics = geometry.pattern_metrics([np.arange(1.0, 101.0), np.array([1.0, 2.0])])
+    finding = Finding("DL004", "output-coverage-variance", "warning", "n", "Relu", "m", metrics)
+    (line,) = [x for x in finding_details(finding) if x.strip().startswith("pattern:")]
+    assert line.endswith("32, ...] x W [1, 2], period 100x2")
