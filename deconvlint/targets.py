@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import importlib
 import io
 import os
@@ -141,40 +142,6 @@ MAX_PICKLE_BYTES = 32 << 20
 MAX_ZIP_MEMBERS = 100_000
 
 
-class _CappedStream:
-    """A read-only view of ``raw`` that ends after ``limit`` bytes, with one byte of look-ahead:
-    an opcode whose argument claims gigabytes reads only what is left (and then fails)."""
-
-    def __init__(self, raw: IO[bytes], limit: int) -> None:
-        self.raw, self.left, self.position, self.pending = raw, limit, 0, b""
-
-    def _take(self, data: bytes) -> bytes:
-        self.left -= len(data)
-        self.position += len(data)
-        return data
-
-    def peek1(self) -> bytes:
-        if not self.pending and self.left > 0:
-            self.pending = self.raw.read(1)
-        return self.pending
-
-    def read(self, size: int = -1) -> bytes:
-        size = self.left if size is None or size < 0 else size
-        head, self.pending = self.pending[:size], self.pending[size:]
-        rest = size - len(head)
-        body = self.raw.read(min(rest, self.left - len(head))) if rest > 0 else b""
-        return self._take(head + body)
-
-    def readline(self) -> bytes:
-        head = self.read(len(self.pending))
-        if head == b"\n":
-            return head
-        return head + self._take(self.raw.readline(max(0, self.left)))
-
-    def tell(self) -> int:
-        return self.position
-
-
 @dataclass
 class _PickleGlobals:
     names: set[str] = field(default_factory=set)  # "module name" of every GLOBAL
@@ -183,18 +150,22 @@ class _PickleGlobals:
 
 
 def _pickle_globals(stream: IO[bytes]) -> _PickleGlobals:
-    """The globals of the pickles in ``stream``, read as opcodes (nothing runs), at most
-    :data:`MAX_PICKLE_OPS` opcodes and :data:`MAX_PICKLE_BYTES` bytes."""
+    """The globals of the pickles in ``stream``, read as opcodes (nothing runs): at most the
+    first :data:`MAX_PICKLE_BYTES` bytes (a zip member inflates only that far) and at most
+    :data:`MAX_PICKLE_OPS` opcodes of them."""
     found = _PickleGlobals()
-    capped = _CappedStream(stream, MAX_PICKLE_BYTES)
+    head = stream.read(MAX_PICKLE_BYTES + 1)
+    cut = len(head) > MAX_PICKLE_BYTES
+    prefix = io.BytesIO(head[:MAX_PICKLE_BYTES] if cut else head)
     ops = 0
     for index in range(6):  # torch's legacy format: magic, protocol, sys info, object, keys
-        if capped.peek1() != b"\x80":
+        if prefix.read(1) != b"\x80":
             break
+        prefix.seek(-1, io.SEEK_CUR)
         recent: list[str | None] = []  # what the last ops pushed, for STACK_GLOBAL
         memo: dict[int, str | None] = {}
         try:
-            for op, arg, _pos in pickletools.genops(capped):
+            for op, arg, _pos in pickletools.genops(prefix):
                 ops += 1
                 if ops > MAX_PICKLE_OPS:
                     found.complete = False
@@ -219,7 +190,7 @@ def _pickle_globals(stream: IO[bytes]) -> _PickleGlobals:
                 elif op.name != "PROTO":
                     recent.append(None)
         except ValueError:  # raw tensor data after the pickles, a truncated file, or the bound
-            found.complete = found.complete and capped.left > 0
+            found.complete = not cut  # a cut stream fails where it was cut, or may hide more
             break
     return found
 
@@ -260,7 +231,8 @@ def _sniff_zip(file: IO[bytes]) -> FileFormat:
 
 def sniff(path: str | os.PathLike) -> FileFormat:
     """What wrote the file at ``path``, from its first bytes, zip members and pickle opcodes;
-    every read is bounded (a zip member is inflated only as far as its opcodes are walked).
+    every read is bounded (a zip member is inflated only as far as its opcodes are walked), and
+    the answer is remembered while the file stays the same (size, times, inode).
 
     >>> import tempfile, pickle, collections
     >>> with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as f:
@@ -268,6 +240,17 @@ def sniff(path: str | os.PathLike) -> FileFormat:
     >>> sniff(f.name).value
     'pickle'
     """
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return FileFormat.ONNX  # the ONNX front end reports missing and unreadable files
+    stamp = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    return _sniff_file(os.fspath(path), stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _sniff_file(path: str, stamp: tuple[int, ...]) -> FileFormat:
+    del stamp  # part of the cache key only
     try:
         with open_regular(path) as file:
             head = file.read(2)
