@@ -132,3 +132,11 @@ def test_fix_keeps_the_file_s_mode_and_never_leaves_it_truncated(tmp_path: Path)
     proc = _run("--fix", "--unsafe-fixes", "model.py", cwd=tmp_path)
     assert path.read_bytes() == original.replace(CALL, FIXED_CALL)
     assert path.stat().st_mode & 0o777 == 0o750
+
+
+def test_the_diff_header_escapes_the_file_name(tmp_path: Path) -> None:
+    (tmp_path / "a\x1b[2J\u202e.py").write_bytes(VARIANTS["lf"])
+    proc = _run("--diff", "--unsafe-fixes", ".", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "--- a\\x1b[2J\\u202e.py" in proc.stdout
+    assert "\x1b" not in proc.stdout + proc.stderr and "\u202e" not in proc.stdout + proc.stderr

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from deconvlint.atomic import write_atomically
 from deconvlint.files import open_regular
+from deconvlint.printable import printable
 from deconvlint.report import FileResult
 from deconvlint.settings import Settings
 
@@ -136,8 +137,8 @@ def check_file(
             difflib.unified_diff(
                 text.splitlines(keepends=True),
                 new_text.splitlines(keepends=True),
-                fromfile=shown,
-                tofile=shown,
+                fromfile=printable(shown),  # the file's lines are its own; its name is escaped
+                tofile=printable(shown),
             )
         )
         return result
