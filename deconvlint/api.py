@@ -237,8 +237,8 @@ def _run(
         read.graph.measurements = _probe(target, read.graph, example_inputs)
     findings = check_graph(read.graph, settings)
     report = Report([FileResult(read.path, findings)], frontend=read.frontend)
-    if warn:
-        for finding in findings:
+    if warn:  # an info finding is information, not a warning (as --fail-on's default says)
+        for finding in (f for f in findings if f.severity != "info"):
             warnings.warn(
                 DeconvLintWarning(warning_message(finding), finding), stacklevel=stacklevel + 1
             )
@@ -269,7 +269,7 @@ def check(
     Settings: ``config`` (a file, a :class:`Settings`, or ``None`` for the file discovered from
     the current folder, as the CLI does), then the keywords, which win as the CLI's flags do.
     ``fail_on`` does not change the report; it is the threshold of :func:`assert_clean` and of
-    ``report.exit_code``.  With ``warn=True`` each finding is also issued as a
+    ``report.exit_code``.  With ``warn=True`` each finding at warning or error is also issued as a
     :class:`DeconvLintWarning`.  ``probe=True`` runs the model on smooth inputs (torch for a
     module, fed the shapes of ``example_inputs``; onnxruntime for ONNX) and adds rule DL009.
 

@@ -24,6 +24,7 @@ from deconvlint import geometry as geo
 from deconvlint import suggestions
 from deconvlint.analysis import CoveragePass, CoverageResult, is_compensated, is_uneven_upsampler
 from deconvlint.catalogue import RuleDoc, load_catalogue
+from deconvlint.interplay import fold_explained_outputs
 from deconvlint.ir import Graph, Kind, Node
 from deconvlint.report import Finding, Suggestion
 from deconvlint.settings import Settings
@@ -177,17 +178,31 @@ def _rewrites(node: Node) -> list[Suggestion]:
 
 
 def _maximal_stacks(ctx: Context) -> dict[tuple[str, ...], tuple[np.ndarray, ...]]:
-    """Stacks that are not the beginning of a longer stack; the worst pattern for each."""
+    """One stack per last layer: the longest that ends there (a shorter one, such as the
+    2-stack a skip connection brings to the same layer, or a prefix, is part of the same
+    mistake), with its worst pattern."""
     worst: dict[tuple[str, ...], tuple[np.ndarray, ...]] = {}
     for stack in ctx.coverage.stacks:
         old = worst.get(stack.nodes)
         if old is None or _cv(stack.patterns) > _cv(old):
             worst[stack.nodes] = stack.patterns
+    longest: dict[str, tuple[str, ...]] = {}
+    for nodes, patterns in worst.items():
+        best = longest.get(nodes[-1])
+        if best is None or (len(nodes), _cv(patterns)) > (len(best), _cv(worst[best])):
+            longest[nodes[-1]] = nodes
+    kept = set(longest.values())
     return {
-        nodes: patterns
-        for nodes, patterns in worst.items()
-        if not any(len(other) > len(nodes) and other[: len(nodes)] == nodes for other in worst)
+        nodes: worst[nodes]
+        for nodes in worst
+        if nodes in kept and not any(_runs_within(nodes, other) for other in kept)
     }
+
+
+def _runs_within(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
+    """Whether ``part`` is a shorter run of consecutive layers of ``whole``."""
+    n = len(part)
+    return n < len(whole) and any(whole[i : i + n] == part for i in range(len(whole) - n + 1))
 
 
 def _cv(patterns: tuple[np.ndarray, ...]) -> float:
@@ -325,14 +340,16 @@ def run_rules(graph: Graph, settings: Settings) -> list[Finding]:
     if missing:
         raise RuntimeError(f"rules without a catalogue entry: {sorted(missing)}")
     shared: dict[str, CoverageResult] = {}
-    findings: list[Finding] = []
+    raw: list[Finding] = []
     for rule_id, fn in sorted(RULES.items()):
         doc = catalogue[rule_id]
-        if not settings.is_enabled(rule_id, doc.default):
-            continue
-        for finding in fn(Context(graph, settings, doc, shared)):
-            if not settings.is_ignored_for_node(rule_id, finding.node):
-                findings.append(finding)
+        if settings.is_enabled(rule_id, doc.default):
+            raw += fn(Context(graph, settings, doc, shared))
+    # a cause is reported once: before per-node ignores, so that ignoring DL001 on a layer
+    # does not bring its consequence back as DL004
+    findings = [
+        f for f in fold_explained_outputs(raw) if not settings.is_ignored_for_node(f.rule, f.node)
+    ]
     if graph.measurements:
         from deconvlint.checks_weights import annotate_measurements
 

@@ -24,7 +24,7 @@ file, the key and, where it can be found, the line::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -355,15 +355,26 @@ def load_config(path: Path, catalogue: Mapping[str, RuleDoc] | None = None) -> O
 # --- merging ----------------------------------------------------------------------------------
 
 
-def _matching(selectors: Sequence[str], rule_ids: Sequence[str]) -> set[str]:
-    return {r for r in rule_ids if any(s == "ALL" or r.startswith(s) for s in selectors)}
+def _matching(
+    selectors: Sequence[str], rule_ids: Sequence[str], opt_in: Collection[str] = ()
+) -> set[str]:
+    # an opt-in rule (off by default) is selected by its exact id only, never by a prefix
+    return {
+        r
+        for r in rule_ids
+        if (
+            r in selectors if r in opt_in else any(s == "ALL" or r.startswith(s) for s in selectors)
+        )
+    }
 
 
-def _apply_layer(enabled: set[str], layer: Options, rule_ids: Sequence[str]) -> set[str]:
+def _apply_layer(
+    enabled: set[str], layer: Options, rule_ids: Sequence[str], opt_in: Collection[str]
+) -> set[str]:
     # As in ruff: a layer's `select` starts over, `extend-select` adds, `ignore` removes.
     if layer.select is not None:
-        enabled = _matching(layer.select, rule_ids)
-    enabled = enabled | _matching(layer.extend_select or (), rule_ids)
+        enabled = _matching(layer.select, rule_ids, opt_in)
+    enabled = enabled | _matching(layer.extend_select or (), rule_ids, opt_in)
     return enabled - _matching(layer.ignore or (), rule_ids)
 
 
@@ -389,8 +400,9 @@ def merge(
     ):
         rule_ids = list(catalogue)
         enabled = {r for r, doc in catalogue.items() if doc.default}
+        opt_in = {r for r, doc in catalogue.items() if not doc.default}
         for layer in layers:
-            enabled = _apply_layer(enabled, layer, rule_ids)
+            enabled = _apply_layer(enabled, layer, rule_ids, opt_in)
         select: tuple[str, ...] | None = tuple(sorted(enabled))
     else:
         select = None

@@ -267,7 +267,7 @@ def format_rules(catalogue: Mapping[str, Any]) -> str:
     """``--list-rules`` as an HTML table."""
     rows = "".join(
         f"<tr><td>{escape(d.id)}</td><td>{escape(d.name)}</td><td>{_severity(d.severity)}</td>"
-        f"<td>{'on' if d.default else 'off'}</td><td>{escape(' '.join(d.summary.split()))}</td></tr>"
+        f"<td>{escape(d.runs)}</td><td>{escape(' '.join(d.summary.split()))}</td></tr>"
         for d in catalogue.values()
     )
     return _page(

@@ -42,6 +42,7 @@ _SHOWN_METRICS = (
     "cv",
     "nodes",
     "output",
+    "outputs",
 )
 
 _COLORS = {"error": "31", "warning": "33", "info": "36", "bold": "1", "dim": "2"}
@@ -145,6 +146,14 @@ def _coverage_line(metrics: Mapping[str, Any]) -> str | None:
     return "coverage: " + ", ".join(parts) if parts else None
 
 
+def _output_line(entry: Mapping[str, Any]) -> str:
+    """What reaches a graph output because of this finding (a DL004 it explains)."""
+    axes = _axis_patterns(entry.get("pattern"))
+    shown = _pattern_line(axes, entry.get("period"))[len("pattern: ") :] if axes else "n/a"
+    coverage = (_coverage_line(entry) or "")[len("coverage: ") :]
+    return f"at output '{fmt_value(entry.get('output'))}': {shown}; {coverage}"
+
+
 def finding_details(finding: Finding) -> list[str]:
     """The evidence under a finding's header: pattern, metrics, picture and suggestions."""
     metrics = finding.metrics or {}
@@ -168,6 +177,7 @@ def finding_details(finding: Finding) -> list[str]:
     ]
     if axes is not None:
         lines += _picture(axes)
+    lines += [_output_line(entry) for entry in metrics.get("outputs") or ()]
     if finding.source:
         lines.append(f"defined at: {finding.source}")
     for suggestion in finding.suggestions:
@@ -225,7 +235,7 @@ def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
 def _severity_label(by_severity: Mapping[str, int]) -> str:
     if len(by_severity) == 1:
         return f"[{next(iter(by_severity))}]"
-    return "[" + ", ".join(f"{n} {s}" for s, n in by_severity.items()) + "]"
+    return "[" + ", ".join(_plural(n, s) for s, n in by_severity.items()) + "]"
 
 
 def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
@@ -235,7 +245,7 @@ def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
     >>> f = Finding("DL001", "uneven-overlap", "warning", "up1", "ConvTranspose", "uneven")
     >>> g = Finding("DL001", "uneven-overlap", "info", "up2", "ConvTranspose", "compensated")
     >>> format_statistics(Report([FileResult("m.onnx", [f, f, g])]), Style(summary=False))
-    '3\\tDL001\\t[2 warning, 1 info]\\tuneven-overlap\\n'
+    '3\\tDL001\\t[2 warnings, 1 info]\\tuneven-overlap\\n'
     """
     rows = statistics(report)
     width = max((len(str(row.count)) for row in rows), default=1)
@@ -256,7 +266,7 @@ def format_rules(catalogue: Mapping[str, Any]) -> str:
             doc.id,
             doc.name,
             doc.severity,
-            "on" if doc.default else "off",
+            doc.runs,
             " ".join(doc.summary.split()),
         )
         for doc in catalogue.values()
