@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the models listed in the configuration (with no PATH: only those)",
     )
     parser.add_argument(
+        "--allow-no-models",
+        action="store_true",
+        help="with --models: exit 0 quietly when the configuration lists no models (the "
+        "pre-commit hook uses it)",
+    )
+    parser.add_argument(
         "--trust-pickle",
         action="store_true",
         help="load pickled torch models (torch.save(model)); unpickling runs arbitrary code",
@@ -328,7 +334,7 @@ def _explain(rule: str) -> int:
 
 def _configured_models(args: argparse.Namespace, config: Options) -> tuple[ModelSpec, ...]:
     """The configuration's models to check: with ``--models``, or when no PATH is given."""
-    if args.models and not config.models:
+    if args.models and not config.models and not args.allow_no_models:
         where = f" ({config.source})" if config.source else ""
         raise ConfigError(
             f"{PROG}: error: --models: the configuration{where} lists no models "
@@ -459,6 +465,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for note in notes:
             print(note, file=sys.stderr)
+    if args.models and not models and not args.paths:  # --allow-no-models: nothing to check
+        return 0
     args.source_tally = {"fixed": 0, "unsafe": 0, "changed": 0}
     if args.probe:
         settings = replace(settings, probe=True)
