@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--trust-pickle",
         action="store_true",
-        help="load pickled torch models (torch.save(model)); unpickling runs arbitrary code",
+        help="load torch files whose loading runs code from the file: pickled models "
+        "(torch.save(model)), TorchScript archives, and .pt2 archives holding pickles or code",
     )
     parser.add_argument(
         "--fix",
@@ -267,11 +268,16 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
 
 
 def _runs_torch(spec: ModelSpec) -> bool:
-    from deconvlint.targets import FileFormat, is_module_target, sniff
+    """Whether ``spec`` is a torch target or file (checked in this process, torch's output
+    quietened); a file that cannot even be sniffed is left to its own check to report."""
+    from deconvlint.targets import FileFormat, file_format, is_module_target
 
-    if os.path.exists(spec.target):
-        return sniff(spec.target) is not FileFormat.ONNX
-    return is_module_target(spec.target)
+    try:
+        if os.path.exists(spec.target):
+            return file_format(spec.target, sniffed=not spec.onnx_only) is not FileFormat.ONNX
+        return is_module_target(spec.target)
+    except Exception:  # MemoryError included: that file's own check says what is wrong
+        return False
 
 
 def check_one(
@@ -362,7 +368,14 @@ def _check_all(
         elif _is_source(target.display):  # here, in order: --fix writes, --diff prints
             inputs.append(_check_source(target.display, settings, args))
         else:
-            inputs.append(ModelSpec(target.display, input_shapes=shapes, weights=args.weights))
+            inputs.append(
+                ModelSpec(
+                    target.display,
+                    input_shapes=shapes,
+                    weights=args.weights,
+                    onnx_only=target.in_folder,
+                )
+            )
     inputs += [replace(spec, weights=args.weights) if args.weights else spec for spec in models]
     run = functools.partial(
         check_one,

@@ -1,11 +1,12 @@
 """Turn the command line's paths into the list of model files and module targets to check.
 
-A ``*.py`` file is read as Python source (never imported); any other file is checked whatever
-its name (its content says whether it is ONNX, a torch export, a TorchScript archive or a
-pickle; a text file fails to load, with a clear error).  A folder stands for every ``*.onnx``
-and ``*.py`` below it, sorted; hidden folders (``.git``, ``.venv``) and virtual
-environments are not entered, since they hold other people's models (the onnx package alone ships
-thousands of test models).  A name that is not an existing path but has the form
+A ``*.py`` file is read as Python source (never imported); a ``*.onnx`` file is read as ONNX;
+any other file named on the command line is checked whatever its name (its content says whether
+it is ONNX, a torch export, a TorchScript archive or a pickle; a text file fails to load, with a
+clear error).  A folder stands for every ``*.onnx`` and ``*.py`` below it, sorted (a model
+file found in a folder is read as ONNX only, whatever its bytes); hidden folders (``.git``,
+``.venv``) and virtual environments are not entered, since they hold other people's models (the
+onnx package alone ships thousands of test models).  A name that is not an existing path but has the form
 ``package.module:attribute`` is a module target (an existing path of that spelling wins).  A path
 that does not exist, or a folder that holds no model, is an error: CI must never pass because it
 checked nothing (a folder with Python files and no model is fine: they are checked).
@@ -46,6 +47,7 @@ class Target:
     display: str  # the path (or module target) as the user will see it in the output
     error: str | None = None
     module: bool = False  # a ``package.module:attribute`` target, not a file
+    in_folder: bool = False  # found in a folder: a model file there is read as ONNX only
 
 
 def _enter(folder: str, name: str) -> bool:
@@ -79,7 +81,7 @@ def _targets_for(path: str) -> Iterator[Target]:
                 ),
             )
         for model in models:
-            yield Target(os.path.normpath(model))
+            yield Target(os.path.normpath(model), in_folder=True)
     elif os.path.exists(path):
         yield Target(path)
     elif path.endswith(_FILE_SUFFIXES) or ":" not in path:

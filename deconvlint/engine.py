@@ -65,10 +65,11 @@ def check_target(
     """Check a module target (``"pkg.models:Generator"``) or a model file of any kind.
 
     A ``.py`` file is Python source (:mod:`deconvlint.source`: parsed, never imported).  Any
-    other file is recognised by its content (:func:`deconvlint.targets.sniff`): ONNX goes to the
-    ONNX front end exactly as :func:`check_path` does, a ``.pt2`` to ``torch.export.load``, a
-    TorchScript archive through torch's TorchScript exporter, a pickle only with
-    ``trust_pickle``.  A :class:`~deconvlint.targets.ModelSpec` carries the ``kwargs`` and the
+    other file is recognised by :func:`deconvlint.targets.file_format` (a ``*.onnx`` name is
+    ONNX; else its content): ONNX goes to the ONNX front end exactly as :func:`check_path` does,
+    a ``.pt2`` to the archive reader that runs nothing (``torch.export.load`` with
+    ``trust_pickle``), a TorchScript archive, or a pickle, only with ``trust_pickle``.  A
+    :class:`~deconvlint.targets.ModelSpec` carries the ``kwargs`` and the
     example input shapes; ``FileResult.path`` is the target as given.
 
     >>> print(check_target("no_such_package.models:Generator").error)
@@ -96,10 +97,13 @@ def check_target(
 def _probe_target(spec: ModelSpec, graph: Graph, settings: Settings, module: Any) -> dict:
     """``--probe`` on a target: onnxruntime for an ONNX file, torch for a module target."""
     from deconvlint.probe import ProbeError
-    from deconvlint.targets import FileFormat, sniff
+    from deconvlint.targets import FileFormat, file_format
 
     shapes = settings.probe_input_shapes or spec.input_shapes
-    if os.path.exists(spec.target) and sniff(spec.target) is FileFormat.ONNX:
+    onnx_file = os.path.exists(spec.target) and (
+        file_format(spec.target, sniffed=not spec.onnx_only) is FileFormat.ONNX
+    )
+    if onnx_file:
         from deconvlint.probe_onnx import probe_onnx
 
         return probe_onnx(spec.target, graph, shapes)

@@ -7,7 +7,8 @@ finish in.  ONNX files go to a pool of ``jobs`` processes; torch inputs (module 
 user's code, may print, and need torch, which the workers never load.  A
 worker that dies (a native crash in a library) costs only its own file: the files it took down
 with it are checked again, each in a fresh process, and the one that kills its worker again
-becomes a one-line error.
+becomes a one-line error.  Whatever else fails while one file is checked (a MemoryError, a bug)
+is that file's error line, never the end of the run.
 
 >>> from deconvlint.report import FileResult
 >>> done = check_in_order([FileResult("a.onnx", error="x")], run=None, jobs=2)
@@ -126,23 +127,42 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     )
 
 
+def _failed(spec: ModelSpec, exc: BaseException) -> FileResult:
+    cause = " ".join(str(exc).split()) or "no message"
+    return FileResult(
+        path=spec.target,
+        error=f"internal error: {type(exc).__name__}: {cause}; run it alone with --debug -j 1 "
+        "to see more",
+    )
+
+
+def _guarded(run: Callable[[ModelSpec], FileResult], spec: ModelSpec) -> FileResult:
+    """``run(spec)``, with anything it lets escape (MemoryError too) made that file's error."""
+    try:
+        return run(spec)
+    except Exception as exc:
+        return _failed(spec, exc)
+
+
 def _retry_alone(spec: ModelSpec, run: Callable[[ModelSpec], FileResult]) -> FileResult:
     """Check ``spec`` in a fresh process of its own, after a worker died during a batch."""
     from concurrent.futures.process import BrokenProcessPool
 
-    with _pool(1) as pool:
-        try:
-            return pool.submit(run, spec).result()
-        except BrokenProcessPool:
-            return FileResult(
-                path=spec.target,
-                error="internal error: the process checking this file died (a crash in a "
-                "native library?); run it alone with --debug -j 1 to see more",
-            )
+    try:
+        with _pool(1) as pool:
+            return pool.submit(_guarded, run, spec).result()
+    except BrokenProcessPool:
+        return FileResult(
+            path=spec.target,
+            error="internal error: the process checking this file died (a crash in a "
+            "native library?); run it alone with --debug -j 1 to see more",
+        )
+    except Exception as exc:  # the result could not come back (MemoryError, pickling)
+        return _failed(spec, exc)
 
 
 def _run_batch(run: Callable[[ModelSpec], FileResult], specs: list[ModelSpec]) -> list[FileResult]:
-    return [run(spec) for spec in specs]
+    return [_guarded(run, spec) for spec in specs]
 
 
 def _batches(indices: list[int], jobs: int) -> list[list[int]]:
@@ -156,16 +176,16 @@ def _batches(indices: list[int], jobs: int) -> list[list[int]]:
 def _completed(
     futures: dict[Future, list[int]],
 ) -> Iterator[tuple[list[int], list[FileResult] | None]]:
-    """``(batch, results)`` as the batches finish; ``None`` for a batch whose worker died."""
+    """``(batch, results)`` as the batches finish; ``None`` for a batch whose worker died or
+    whose results could not come back (each of its files is then checked again alone)."""
     if not futures:
         return
     from concurrent.futures import as_completed
-    from concurrent.futures.process import BrokenProcessPool
 
     for future in as_completed(futures):
         try:
             yield futures[future], future.result()
-        except BrokenProcessPool:
+        except Exception:  # BrokenProcessPool, or MemoryError unpickling the results
             yield futures[future], None
 
 
@@ -202,7 +222,7 @@ def check_in_order(
                 futures[pool.submit(_run_batch, run, [inputs[i] for i in batch])] = batch
         for index, item in enumerate(inputs):
             if results[index] is None and index not in pooled_set:
-                results[index] = run(item)  # type: ignore[arg-type, misc]
+                results[index] = _guarded(run, item)  # type: ignore[arg-type]
                 progress.advance(item.target)  # type: ignore[union-attr]
         broken = []
         for batch, done in _completed(futures):

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from deconvlint.files import open_regular
 from deconvlint.ir import Graph
 from deconvlint.probe import Measurement, ProbeError, ProbeRun, measurements, probe_inputs
 
@@ -80,6 +81,20 @@ def _session(model: Any) -> Any:
         ) from None
 
 
+def _inline_every_external_tensor(model: Any, base_dir: Path | None) -> None:
+    """Read all external data into ``model`` ourselves, wherever a tensor hides (subgraphs,
+    functions, attributes): onnxruntime, handed the bytes of a model that still names files,
+    would resolve them against the current folder, outside the model's folder rule."""
+    from deconvlint.frontends.onnx_tensors import inline_external, is_external, model_tensors
+
+    for tensor in model_tensors(model):
+        if is_external(tensor):
+            try:
+                inline_external(tensor, base_dir)
+            except ValueError as exc:
+                raise ProbeError(f"--probe: {' '.join(str(exc).split())}") from None
+
+
 def probe_onnx(
     source: str | os.PathLike | Any, graph: Graph, input_shapes: Sequence[Sequence[int]] = ()
 ) -> dict[str, Measurement]:
@@ -91,12 +106,13 @@ def probe_onnx(
     if isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(source)
+        base_dir = None
     else:
         path = Path(os.fspath(source))
-        model = onnx.load(os.fspath(path), load_external_data=False)
-        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-            # locations were checked to stay inside the model's folder when it was read
-            onnx.external_data_helper.load_external_data_for_model(model, os.fspath(path.parent))
+        with open_regular(path) as handle:
+            model = onnx.load_model_from_string(handle.read())
+        base_dir = path.parent
+    _inline_every_external_tensor(model, base_dir)
     inputs = _input_shapes(model, graph, input_shapes)
     known = {o.name for o in model.graph.output}
     produced = {out for node in model.graph.node for out in node.output}

@@ -5,13 +5,16 @@ which is why that happens only for a target named on the command line or listed 
 configuration.  The object may be a ``torch.nn.Module`` class (called with the configured
 ``kwargs``), a function returning a module (likewise), or a module instance.
 
-A *file* is recognised by its content, never by its name, and never by unpickling it:
+A ``*.onnx`` file, and every file found in a folder, is ONNX whatever its bytes.  Any other file
+is recognised by its content (bounded reads, never by unpickling it):
 
-- ``torch.export.save`` (``.pt2``): a zip with ``archive_format`` or ``models/``; read with
-  ``torch.export.load``.
-- ``torch.jit.save`` (TorchScript): a zip with ``code/`` and ``constants.pkl``; see below.
+- ``torch.export.save`` (``.pt2``): a zip with ``archive_format`` or ``models/``; checked to
+  hold nothing that runs and read piece by piece (:mod:`deconvlint.frontends.torch_pt2`), or
+  with ``torch.export.load`` under ``trust_pickle`` (``--trust-pickle``).
+- ``torch.jit.save`` (TorchScript): a zip with ``code/`` and ``constants.pkl``; TorchScript is
+  code that runs as it loads, so it is refused unless ``trust_pickle``; see below.
 - ``torch.save(model)`` or any pickle: a zip with ``data.pkl``, or a pickle stream, whose opcodes
-  name classes; refused unless ``trust_pickle`` (``--trust-pickle``).
+  name classes; refused unless ``trust_pickle``.
 - ``torch.save(state_dict)``: the same, naming only tensor rebuilders; refused, it is no model.
 - anything else: the ONNX front end, which says what is wrong with it.
 
@@ -45,12 +48,14 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from deconvlint.errors import LoadError, TraceError
+from deconvlint.files import open_regular
 
 if TYPE_CHECKING:
     from deconvlint.ir import Graph
 
 _IDENTIFIERS = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 MODULE_TARGET = re.compile(rf"{_IDENTIFIERS}:{_IDENTIFIERS}")
+ONNX_SUFFIX = ".onnx"
 SHAPE_HINT = "pass --input-shape N,C,H,W (once per input), or input-shape in the configuration"
 
 
@@ -72,6 +77,7 @@ class ModelSpec:
     input_shapes: tuple[tuple[int, ...], ...] = ()  # one shape per example input
     import_dir: str | None = None  # also importable from here (the folder of the config file)
     weights: str | None = None  # --weights: a state_dict file loaded into the built module
+    onnx_only: bool = False  # found in a folder: read as ONNX whatever its bytes
 
 
 def parse_input_shape(text: str) -> tuple[int, ...]:
@@ -127,25 +133,77 @@ _STRING_OPS = frozenset(
 )
 
 
-def _pickle_globals(stream: IO[bytes]) -> tuple[set[str], bool]:
-    """The ``"module name"`` globals of the pickles in ``stream``, read as opcodes (nothing
-    runs), and whether the first pickle is torch's legacy magic number."""
-    found: set[str] = set()
-    legacy = False
+#: Bounds of the opcode walk: a real ``torch.save(model)`` of 900 layers is 0.2 M ops, 0.5 MB.
+MAX_PICKLE_OPS = 1_000_000
+MAX_PICKLE_BYTES = 32 << 20
+#: Bounds of a zip's member list, read before any member.
+MAX_ZIP_MEMBERS = 100_000
+
+
+class _CappedStream:
+    """A read-only view of ``raw`` that ends after ``limit`` bytes, with one byte of look-ahead:
+    an opcode whose argument claims gigabytes reads only what is left (and then fails)."""
+
+    def __init__(self, raw: IO[bytes], limit: int) -> None:
+        self.raw, self.left, self.position, self.pending = raw, limit, 0, b""
+
+    def _take(self, data: bytes) -> bytes:
+        self.left -= len(data)
+        self.position += len(data)
+        return data
+
+    def peek1(self) -> bytes:
+        if not self.pending and self.left > 0:
+            self.pending = self.raw.read(1)
+        return self.pending
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size is None or size < 0 else size
+        head, self.pending = self.pending[:size], self.pending[size:]
+        rest = size - len(head)
+        body = self.raw.read(min(rest, self.left - len(head))) if rest > 0 else b""
+        return self._take(head + body)
+
+    def readline(self) -> bytes:
+        head = self.read(len(self.pending))
+        if head == b"\n":
+            return head
+        return head + self._take(self.raw.readline(max(0, self.left)))
+
+    def tell(self) -> int:
+        return self.position
+
+
+@dataclass
+class _PickleGlobals:
+    names: set[str] = field(default_factory=set)  # "module name" of every GLOBAL
+    legacy: bool = False  # the first pickle is torch's legacy magic number
+    complete: bool = True  # every opcode was read within the bounds
+
+
+def _pickle_globals(stream: IO[bytes]) -> _PickleGlobals:
+    """The globals of the pickles in ``stream``, read as opcodes (nothing runs), at most
+    :data:`MAX_PICKLE_OPS` opcodes and :data:`MAX_PICKLE_BYTES` bytes."""
+    found = _PickleGlobals()
+    capped = _CappedStream(stream, MAX_PICKLE_BYTES)
+    ops = 0
     for index in range(6):  # torch's legacy format: magic, protocol, sys info, object, keys
-        if stream.read(1) != b"\x80":
+        if capped.peek1() != b"\x80":
             break
-        stream.seek(-1, io.SEEK_CUR)
         recent: list[str | None] = []  # what the last ops pushed, for STACK_GLOBAL
         memo: dict[int, str | None] = {}
         try:
-            for op, arg, _pos in pickletools.genops(stream):
+            for op, arg, _pos in pickletools.genops(capped):
+                ops += 1
+                if ops > MAX_PICKLE_OPS:
+                    found.complete = False
+                    return found
                 if op.name in ("GLOBAL", "INST"):
-                    found.add(str(arg))
+                    found.names.add(str(arg))
                     recent.append(None)
                 elif op.name == "STACK_GLOBAL":
                     pair = recent[-2:]
-                    found.add(" ".join(pair) if len(pair) == 2 and None not in pair else "?")
+                    found.names.add(" ".join(pair) if len(pair) == 2 and None not in pair else "?")
                     recent.append(None)
                 elif op.name == "MEMOIZE":
                     memo[len(memo)] = recent[-1] if recent else None
@@ -156,42 +214,52 @@ def _pickle_globals(stream: IO[bytes]) -> tuple[set[str], bool]:
                 elif op.name in _STRING_OPS:
                     recent.append(str(arg))
                 elif op.name == "LONG1" and index == 0 and arg == _TORCH_MAGIC:
-                    legacy = True
+                    found.legacy = True
                 elif op.name != "PROTO":
                     recent.append(None)
-        except ValueError:  # raw tensor data after the pickles, or a truncated file
+        except ValueError:  # raw tensor data after the pickles, a truncated file, or the bound
+            found.complete = found.complete and capped.left > 0
             break
-    return found, legacy
+    return found
 
 
 def _classify_pickle(stream: IO[bytes]) -> FileFormat:
-    names, _legacy = _pickle_globals(stream)
-    if all(_WEIGHT_GLOBALS.fullmatch(name) for name in names):
+    """Weights when every global the pickle names rebuilds a tensor or a plain container; a
+    pickle too large to read whole within the bounds may hold anything."""
+    found = _pickle_globals(stream)
+    if found.complete and all(_WEIGHT_GLOBALS.fullmatch(name) for name in found.names):
         return FileFormat.PICKLED_WEIGHTS
     return FileFormat.PICKLED_OBJECT
 
 
-def _sniff_zip(path: str) -> FileFormat:
+def _sniff_zip(file: IO[bytes]) -> FileFormat:
     try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
+        archive = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return FileFormat.ONNX
     with archive:
+        names = archive.namelist()
+        if len(names) > MAX_ZIP_MEMBERS:
+            return FileFormat.OTHER_ZIP
         # torch writes every member below one top folder, named after the file
-        members = {name.split("/", 1)[-1]: name for name in archive.namelist()}
-        members.update({name: name for name in archive.namelist()})
+        members = {name.split("/", 1)[-1]: name for name in names}
+        members.update({name: name for name in names})
         if "archive_format" in members or any(m.startswith("models/") for m in members):
             return FileFormat.EXPORTED_PROGRAM
         if "constants.pkl" in members and any(m.startswith("code/") for m in members):
             return FileFormat.TORCHSCRIPT
         if "data.pkl" in members:
-            with archive.open(members["data.pkl"]) as member:
-                return _classify_pickle(io.BytesIO(member.read()))
+            try:
+                with archive.open(members["data.pkl"]) as member:  # inflated as it is read
+                    return _classify_pickle(member)
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError):
+                return FileFormat.PICKLED_OBJECT  # unreadable: nothing proves it is weights
     return FileFormat.OTHER_ZIP
 
 
 def sniff(path: str | os.PathLike) -> FileFormat:
-    """What wrote the file at ``path``, from its first bytes, zip members and pickle opcodes.
+    """What wrote the file at ``path``, from its first bytes, zip members and pickle opcodes;
+    every read is bounded (a zip member is inflated only as far as its opcodes are walked).
 
     >>> import tempfile, pickle, collections
     >>> with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as f:
@@ -200,16 +268,29 @@ def sniff(path: str | os.PathLike) -> FileFormat:
     'pickle'
     """
     try:
-        with open(path, "rb") as file:
+        with open_regular(path) as file:
             head = file.read(2)
+            file.seek(0)
             if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-                file.seek(0)
                 return _classify_pickle(file)
+            if head == b"PK":
+                return _sniff_zip(file)
     except OSError:
-        return FileFormat.ONNX  # the ONNX front end reports missing and unreadable files
-    if head == b"PK":
-        return _sniff_zip(os.fspath(path))
+        pass  # the ONNX front end reports missing, unreadable and irregular files
     return FileFormat.ONNX
+
+
+def file_format(path: str | os.PathLike, *, sniffed: bool = True) -> FileFormat:
+    """How ``path`` is read: a ``*.onnx`` name, or a file found in a folder (``sniffed`` false),
+    is ONNX whatever its bytes; any other file is recognised by
+    :func:`sniff`.
+
+    >>> file_format("models/decoder.onnx").value, file_format("x.pt2", sniffed=False).value
+    ('onnx', 'onnx')
+    """
+    if not sniffed or os.fspath(path).lower().endswith(ONNX_SUFFIX):
+        return FileFormat.ONNX
+    return sniff(path)
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -350,7 +431,7 @@ def _unpickled_module(path: str, torch: Any) -> Any:
         with open(path, "rb") as file:
             zipped = file.read(2) == b"PK"
             file.seek(0)
-            if zipped or _pickle_globals(file)[1]:
+            if zipped or _pickle_globals(file).legacy:
                 loaded = torch.load(path, map_location="cpu", weights_only=False)
             else:
                 import pickle
@@ -364,9 +445,29 @@ def _unpickled_module(path: str, torch: Any) -> Any:
     return loaded.eval()
 
 
+TRUST_HINT = "pass --trust-pickle if you trust this file"
+
+
+def _exported_program(path: str, trust_pickle: bool, torch: Any) -> Any:
+    """``torch.export.load`` with ``trust_pickle``; otherwise the archive is checked to hold
+    nothing that runs, then read piece by piece (:mod:`deconvlint.frontends.torch_pt2`)."""
+    from deconvlint.frontends.torch_pt2 import UnsafeArchive, load_exported
+
+    try:
+        if trust_pickle:
+            return torch.export.load(path)
+        return load_exported(path)
+    except UnsafeArchive as exc:
+        raise LoadError(f"a torch.export archive that {exc}, not loaded; {TRUST_HINT}") from None
+    except Exception as exc:
+        raise LoadError(
+            f"cannot load the exported program: {type(exc).__name__}: {_one_line(exc)}"
+        ) from exc
+
+
 def _file_graph(spec: ModelSpec, trust_pickle: bool, timeout: float | None) -> Graph:
     path = spec.target
-    kind = sniff(path)
+    kind = file_format(path, sniffed=not spec.onnx_only)
     if kind is FileFormat.ONNX:
         from deconvlint.frontends.onnx import load_graph
 
@@ -383,19 +484,18 @@ def _file_graph(spec: ModelSpec, trust_pickle: bool, timeout: float | None) -> G
     if kind is FileFormat.PICKLED_OBJECT and not trust_pickle:
         raise LoadError(
             "a pickled Python object (torch.save of a whole model?), not loaded because "
-            "unpickling runs arbitrary code; pass --trust-pickle if you trust this file"
+            f"unpickling runs arbitrary code; {TRUST_HINT}"
+        )
+    if kind is FileFormat.TORCHSCRIPT and not trust_pickle:
+        raise LoadError(
+            "a TorchScript archive, not loaded because TorchScript is code that runs as it "
+            f"loads (a class's __setstate__ can write files); {TRUST_HINT}"
         )
     torch = _import_torch()
     if kind is FileFormat.EXPORTED_PROGRAM:
-        try:
-            program = torch.export.load(path)
-        except Exception as exc:
-            raise LoadError(
-                f"cannot load the exported program: {type(exc).__name__}: {_one_line(exc)}"
-            ) from exc
         from deconvlint.frontends.torch import graph_from_exported
 
-        return graph_from_exported(program)
+        return graph_from_exported(_exported_program(path, trust_pickle, torch))
     if kind is FileFormat.TORCHSCRIPT:
         try:
             scripted = torch.jit.load(path, map_location="cpu")

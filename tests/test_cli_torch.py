@@ -280,10 +280,14 @@ def test_exported_program(project: Path) -> None:
 
 
 def test_torchscript_archive(project: Path) -> None:
-    proc = run("gen_script.pt", *SHAPE, cwd=project)
+    # TorchScript is code that runs as it loads: only with the flag
+    (refused,) = error_lines(run("gen_script.pt", *SHAPE, cwd=project))
+    assert refused.startswith("gen_script.pt: error: a TorchScript archive, not loaded"), refused
+    assert "--trust-pickle" in refused
+    proc = run("--trust-pickle", "gen_script.pt", *SHAPE, cwd=project)
     assert proc.returncode == 1, proc.stderr
     assert headers(proc.stdout)[0].startswith("gen_script.pt:decoder.up1: DL001 [warning]")
-    (line,) = error_lines(run("gen_script.pt", cwd=project))
+    (line,) = error_lines(run("--trust-pickle", "gen_script.pt", cwd=project))
     assert line.startswith("gen_script.pt: error: a TorchScript model needs example inputs")
     assert "--input-shape" in line
 
@@ -311,12 +315,12 @@ def test_onnx_and_refused_pickles_never_import_torch(project: Path, tmp_path: Pa
     if not (REPO / "deconvlint" / "frontends" / "onnx.py").exists():
         pytest.skip("waits on deconvlint/frontends/onnx.py (the ONNX front end)")
     shutil.copy(REPO / "examples" / "cyclegan_decoder.onnx", tmp_path / "decoder.onnx")
-    for name in ("gen_full.pt", "gen_weights.pt"):
+    for name in ("gen_full.pt", "gen_weights.pt", "gen_script.pt"):
         shutil.copy(project / name, tmp_path)
     code = (
         "import sys; from deconvlint.cli import main\n"
         "assert main(['decoder.onnx', '--input-shape', '1,3,8,8', '-q']) == 1\n"
-        "assert main(['gen_full.pt', 'gen_weights.pt', '-q']) == 2\n"
+        "assert main(['gen_full.pt', 'gen_weights.pt', 'gen_script.pt', '-q']) == 2\n"
         "assert main(['--models', 'decoder.onnx', '-q']) == 2  # no models listed\n"
         "heavy = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
         "assert not heavy, heavy[:5]\n"

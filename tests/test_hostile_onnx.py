@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -262,3 +263,68 @@ def test_large_initializer_dims_are_checked_against_its_data_by_both_readers(
     assert (outcomes[0] is not None) == refused
     if refused:
         assert "claim 1000000000 elements" in outcomes[0]
+
+
+#: What a sparse file claims in one field: twice the CLI's whole address-space cap.
+CLAIMED = 4 << 30
+SPARSE_CASES = ["model doc_string", "unknown model field", "node doc_string",
+                "initializer doc_string"]  # fmt: skip
+
+
+def _sparse_model(where: str) -> tuple[bytes, int, onnx.ModelProto]:
+    """A model whose last bytes open a ``CLAIMED``-byte field that the file leaves as a hole:
+    the bytes to write, the file's size, and the same model without that field.  The field is
+    the model's doc string, its field 1000 (which no ONNX version knows), the doc string of the
+    graph's node, or that of its initializer (large enough to be read lazily)."""
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up", strides=[2, 2])
+    weight = tensor("w", np.full((8, 8, 9, 9), 0.25) + np.arange(81).reshape(9, 9) / 64)
+    plain = make_model([node], [value_info("x", [1, 8, 8, 8])], [value_info("y", None)], [weight])
+    envelope, graph = onnx.ModelProto(), onnx.GraphProto()
+    envelope.CopyFrom(plain)
+    envelope.ClearField("graph")
+    graph.CopyFrom(plain.graph)
+    hole = {"model doc_string": (None, 6), "unknown model field": (None, 1000),
+            "node doc_string": (1, 6), "initializer doc_string": (5, 12)}[where]  # fmt: skip
+    last, number = hole
+    opening = varint(number << 3 | 2) + varint(CLAIMED)
+    if last is None:
+        head = envelope.SerializeToString() + field(7, graph.SerializeToString()) + opening
+        return head, len(head) + CLAIMED, plain
+    inner = (node if last == 1 else weight).SerializeToString() + opening
+    graph.ClearField("node" if last == 1 else "initializer")
+    graph_head = graph.SerializeToString() + varint(last << 3 | 2)
+    graph_head += varint(len(inner) + CLAIMED) + inner
+    head = envelope.SerializeToString() + varint(7 << 3 | 2)
+    head += varint(len(graph_head) + CLAIMED) + graph_head
+    return head, len(head) + CLAIMED, plain
+
+
+def _cli_json(model: Path) -> tuple[int, str, dict[str, Any]]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "deconvlint", "--format", "json", "--extend-select", "DL007",
+         str(model)],
+        capture_output=True, text=True, timeout=60, preexec_fn=_capped,
+    )  # fmt: skip
+    result = json.loads(proc.stdout)["results"][0] if proc.stdout else {}
+    result.pop("path", None)
+    return proc.returncode, proc.stderr, result
+
+
+@pytest.mark.parametrize("where", SPARSE_CASES)
+def test_a_sparse_file_claiming_gigabytes_in_an_unneeded_field_is_read_in_bounded_memory(
+    tmp_path: Path, where: str
+) -> None:
+    """A 4 GiB doc string (or unknown field) in a small sparse file was copied whole by the
+    skimming reader: 12.6 GB and 20 s.  It is skipped by its length now: the CLI stays under its
+    address-space cap and reports what it reports on the model without that field (DL007 reads
+    the initializer's data, around the doc string that follows it)."""
+    head, size, plain = _sparse_model(where)
+    path, plain_path = tmp_path / "sparse.onnx", tmp_path / "plain.onnx"
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size)
+    assert path.stat().st_size > CLAIMED > 1000 * path.stat().st_blocks * 512  # a hole
+    plain_path.write_bytes(plain.SerializeToString())
+    got, want = _cli_json(path), _cli_json(plain_path)
+    assert want[0] == 1 and {f["rule"] for f in want[2]["findings"]} >= {"DL001", "DL007"}
+    assert got == want

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from deconvlint.errors import LoadError
+from deconvlint.files import is_regular, open_regular
 from deconvlint.ir import Graph
 
 __all__ = ["graph_from_model", "load_graph", "read_file"]
@@ -38,7 +39,7 @@ def _one_line(message: str) -> str:
 def load_graph(path: str | os.PathLike) -> Graph:
     """Read an ONNX file (its external data stays unread) into a :class:`Graph`.
 
-    The file is memory-mapped and skimmed (:mod:`deconvlint.frontends.onnx_skim`): large
+    The file is skimmed with positioned reads (:mod:`deconvlint.frontends.onnx_skim`): large
     initializers are decoded only when a converter asks for their values.
 
     >>> load_graph("/no/such/model.onnx")
@@ -62,6 +63,8 @@ def read_file(file: Path, *, skim: bool) -> Graph:
             raise LoadError("file not found")
         if file.is_dir():
             raise LoadError("is a directory, not an ONNX file")
+        if not is_regular(file):  # a FIFO would block the open forever
+            open_regular(file).close()  # raises NotRegularFile, naming what it is
         skimmed = _open_skimmed(file) if skim else None
         model = skimmed.model if skimmed is not None else _load_full(file)
     except LoadError:
@@ -87,8 +90,11 @@ def read_file(file: Path, *, skim: bool) -> Graph:
 
 def _load_full(file: Path) -> Any:
     import onnx
+    from onnx import serialization
 
-    return onnx.load(os.fspath(file), load_external_data=False)
+    fmt = serialization.registry.get_format_from_file_extension(file.suffix)
+    with open_regular(file) as handle:
+        return onnx.load_model_from_string(handle.read(), format=fmt)
 
 
 def _open_skimmed(file: Path) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from deconvlint.errors import LoadError
+from deconvlint.files import open_regular
 
 _MAX_SYMLINK_HOPS = 40
 
@@ -51,27 +52,38 @@ def _graph_tensors(graph: Any) -> Iterator[Any]:
 
 def _node_tensors(node: Any) -> Iterator[Any]:
     for attr in node.attribute:
-        if attr.HasField("t"):
-            yield attr.t
-        yield from attr.tensors
-        if attr.HasField("sparse_tensor"):
-            yield attr.sparse_tensor.values
-            yield attr.sparse_tensor.indices
-        for sub in attr.sparse_tensors:
-            yield sub.values
-            yield sub.indices
-        if attr.HasField("g"):
-            yield from _graph_tensors(attr.g)
-        for g in attr.graphs:
-            yield from _graph_tensors(g)
+        yield from _attribute_tensors(attr)
+
+
+def _attribute_tensors(attr: Any) -> Iterator[Any]:
+    if attr.HasField("t"):
+        yield attr.t
+    yield from attr.tensors
+    if attr.HasField("sparse_tensor"):
+        yield attr.sparse_tensor.values
+        yield attr.sparse_tensor.indices
+    for sub in attr.sparse_tensors:
+        yield sub.values
+        yield sub.indices
+    if attr.HasField("g"):
+        yield from _graph_tensors(attr.g)
+    for g in attr.graphs:
+        yield from _graph_tensors(g)
 
 
 def model_tensors(model: Any) -> Iterator[Any]:
-    """Every tensor stored in the model: initializers, node attributes, subgraphs, functions."""
+    """Every tensor stored in the model: initializers (sparse ones too), node attributes,
+    subgraphs, function bodies and the default values of function attributes, and the graphs
+    of ``training_info``.  The top-level initializers come first."""
     yield from _graph_tensors(model.graph)
     for function in model.functions:
         for node in function.node:
             yield from _node_tensors(node)
+        for attr in function.attribute_proto:  # defaults of the function's attributes
+            yield from _attribute_tensors(attr)
+    for training in model.training_info:
+        for graph in (training.initialization, training.algorithm):
+            yield from _graph_tensors(graph)
 
 
 #: What a protobuf can hold at most (2 GiB); a tensor stored inside the file cannot be larger.
@@ -138,27 +150,35 @@ def _refuse(tensor: Any, location: str, why: str) -> LoadError:
 
 
 def check_external_locations(model: Any, base_dir: Path | None) -> None:
-    """Raise :class:`LoadError` for any external-data location that could leave the folder."""
+    """Raise :class:`LoadError` for any external-data location, anywhere in the model (see
+    :func:`model_tensors`), that could leave the folder; nothing outside it is opened
+    or even ``stat``-ed."""
     real_base = os.path.realpath(base_dir) if base_dir is not None else None
     for tensor in model_tensors(model):
-        if not is_external(tensor):
-            continue
-        location = external_info(tensor).get("location", "")
-        if not location:
-            raise LoadError(f"tensor {tensor.name!r} is marked external but names no location")
-        if "\x00" in location:
-            raise _refuse(tensor, location, "which contains a NUL byte")
-        parts = PurePosixPath(location.replace("\\", "/")).parts
-        if (
-            location.startswith(("/", "\\"))
-            or os.path.isabs(location)
-            or (len(location) > 1 and location[1] == ":")
-        ):
-            raise _refuse(tensor, location, "an absolute path")
-        if ".." in parts:
-            raise _refuse(tensor, location, "which climbs out of the model's folder ('..')")
-        if real_base is not None and not _stays_inside(real_base, parts):
-            raise _refuse(tensor, location, "which a symlink leads outside the model's folder")
+        if is_external(tensor):
+            check_location(tensor, real_base)
+
+
+def check_location(tensor: Any, real_base: str | None) -> str:
+    """The external-data location of ``tensor``, after checking that it stays inside the folder
+    ``real_base`` (a real path; ``None``: only its spelling is checked)."""
+    location = external_info(tensor).get("location", "")
+    if not location:
+        raise LoadError(f"tensor {tensor.name!r} is marked external but names no location")
+    if "\x00" in location:
+        raise _refuse(tensor, location, "which contains a NUL byte")
+    parts = PurePosixPath(location.replace("\\", "/")).parts
+    if (
+        location.startswith(("/", "\\"))
+        or os.path.isabs(location)
+        or (len(location) > 1 and location[1] == ":")
+    ):
+        raise _refuse(tensor, location, "an absolute path")
+    if ".." in parts:
+        raise _refuse(tensor, location, "which climbs out of the model's folder ('..')")
+    if real_base is not None and not _stays_inside(real_base, parts):
+        raise _refuse(tensor, location, "which a symlink leads outside the model's folder")
+    return location
 
 
 def _stays_inside(real_base: str, parts: tuple[str, ...]) -> bool:
@@ -199,12 +219,12 @@ def _stays_inside(real_base: str, parts: tuple[str, ...]) -> bool:
 
 
 def read_tensor(tensor: Any, base_dir: Path | None, max_elements: int | None = None) -> np.ndarray:
-    """The tensor as a numpy array, reading external data from inside ``base_dir`` only.
+    """The tensor as a numpy array, reading external data from inside ``base_dir`` only (the
+    location is checked again here, and only a regular file is opened).
 
-    Raises ``ValueError`` with a short reason when it cannot be read.  Locations must have passed
-    :func:`check_external_locations` first.
+    Raises ``ValueError`` with a short reason when it cannot be read.
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     count = element_count(tensor)
     if count is None:
@@ -213,10 +233,31 @@ def read_tensor(tensor: Any, base_dir: Path | None, max_elements: int | None = N
         raise ValueError(f"tensor {tensor.name!r} is too large ({count} elements)")
     if not is_external(tensor):
         return numpy_helper.to_array(tensor)
+    inline = TensorProto()
+    inline.CopyFrom(tensor)
+    inline_external(inline, base_dir)
+    return numpy_helper.to_array(inline)
+
+
+def inline_external(tensor: Any, base_dir: Path | None) -> None:
+    """Replace ``tensor``'s external-data reference by the bytes it names, read from inside
+    ``base_dir`` only (the location is checked here, and only a regular file is opened).
+
+    Raises ``ValueError`` with a short reason when they cannot be read.
+    """
+    from onnx import TensorProto, helper
+
     if base_dir is None:
         raise ValueError(
             f"tensor {tensor.name!r} is stored externally and the model's folder is unknown"
         )
+    try:
+        check_location(tensor, os.path.realpath(base_dir))
+    except LoadError as exc:
+        raise ValueError(str(exc)) from None
+    count = element_count(tensor)
+    if count is None:
+        raise ValueError(f"tensor {tensor.name!r} has negative dims {list(tensor.dims)}")
     info = external_info(tensor)
     itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
     nbytes = count * itemsize
@@ -226,9 +267,8 @@ def read_tensor(tensor: Any, base_dir: Path | None, max_elements: int | None = N
         raise ValueError(
             f"tensor {tensor.name!r}: external data offset/length do not match its shape"
         )
-    path = Path(base_dir) / info["location"]
     try:
-        with open(path, "rb") as handle:
+        with open_regular(Path(base_dir) / info["location"]) as handle:
             handle.seek(offset)
             raw = handle.read(length)
     except OSError as exc:
@@ -241,9 +281,6 @@ def read_tensor(tensor: Any, base_dir: Path | None, max_elements: int | None = N
             f"tensor {tensor.name!r}: external data file {info['location']!r} is "
             f"shorter than the tensor"
         )
-    inline = TensorProto()
-    inline.CopyFrom(tensor)
-    del inline.external_data[:]
-    inline.data_location = TensorProto.DEFAULT
-    inline.raw_data = raw
-    return numpy_helper.to_array(inline)
+    del tensor.external_data[:]
+    tensor.data_location = TensorProto.DEFAULT
+    tensor.raw_data = raw

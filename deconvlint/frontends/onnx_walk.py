@@ -110,7 +110,7 @@ class Walker:
             count = element_count(tensor)
             small = count is not None and count <= MAX_WEIGHT_ELEMENTS  # else refused unread
             if small and self.full_tensor is not None and self._top_level.get(value) is tensor:
-                whole = self.full_tensor(tensor.name)  # decoded now, from the mapped file
+                whole = self.full_tensor(tensor.name)  # decoded now, from the file
                 tensor = tensor if whole is None else whole
             return read_tensor(tensor, self.base_dir, MAX_WEIGHT_ELEMENTS)
         except Exception as exc:  # unreadable weights only cost the fixed-filter check

@@ -21,6 +21,7 @@ import os
 import tokenize
 from dataclasses import dataclass
 
+from deconvlint.files import open_regular
 from deconvlint.report import FileResult
 from deconvlint.settings import Settings
 
@@ -43,7 +44,7 @@ def is_source(path: str | os.PathLike) -> bool:
 
 def _read(path: str) -> tuple[str, str]:
     """The text (newlines as they are) and its encoding (PEP 263 cookie or BOM, else UTF-8)."""
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:  # a FIFO named x.py would block open() forever
         raw = handle.read()
     try:
         encoding, _ = tokenize.detect_encoding(iter(raw.splitlines(keepends=True)).__next__)

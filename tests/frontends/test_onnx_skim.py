@@ -89,7 +89,7 @@ def test_large_weights_stay_in_the_file_and_are_decoded_on_demand(tmp_path: Path
     kernels = {n.name: n.fixed_kernel for n in graph.nodes}
     taps = np.outer([1, 2, 1], [1, 2, 1]) / 16
     np.testing.assert_allclose(kernels["blur"], taps)
-    np.testing.assert_allclose(kernels["blur2"], taps)  # decoded from the mapped file
+    np.testing.assert_allclose(kernels["blur2"], taps)  # decoded from the file
     assert kernels["up"] is None
 
 
@@ -215,3 +215,57 @@ def test_corrupt_packed_data_is_refused_like_the_full_parser(
     path.write_bytes(content)
     skimmed, full = both(path)
     assert skimmed == full == f"LoadError: {NOT_ONNX}"
+
+
+def _files_to_frame(tmp_path: Path) -> list[Path]:
+    from tests.test_hostile_onnx import nested_ifs
+
+    paths = sorted((ROOT / "examples").glob("*.onnx"))
+    paths.append(save(depthwise_blur_model(8), tmp_path / "blur.onnx"))
+    for depth in (3, 40, 120):  # 120: deeper than protobuf (and the framing) will go
+        paths.append(tmp_path / f"ifs{depth}.onnx")
+        paths[-1].write_bytes(nested_ifs(depth))
+    return paths
+
+
+def test_framing_every_field_gives_the_same_graph_or_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no field short enough to keep verbatim, the skim frames every message it knows,
+    down to the attributes of subgraphs' nodes, and must still read what onnx.load reads."""
+    import deconvlint.frontends.onnx_skim as skim
+
+    for path in _files_to_frame(tmp_path):
+        monkeypatch.setattr(skim, "SKIP_ABOVE", 0)
+        framed = both(path)
+        monkeypatch.setattr(skim, "SKIP_ABOVE", 1 << 20)
+        assert framed == both(path), path.name
+        assert framed[0] == framed[1], path.name
+    assert framed[0] == f"LoadError: {NOT_ONNX}"  # the 120 deep Ifs
+
+
+def test_a_long_doc_string_is_left_out_and_the_weight_around_it_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A doc string longer than SKIP_ABOVE is not in the skimmed model; a deferred weight
+    whose doc string was left out still reads whole from the parts of the file around it."""
+    import deconvlint.frontends.onnx_skim as skim
+
+    model = depthwise_blur_model(8)
+    model.doc_string = "m" * 100
+    model.graph.node[0].doc_string = "n" * 100
+    model.graph.initializer[3].doc_string = "t" * 100  # blur2_w: 576 elements, kept whole
+    model.graph.initializer[0].doc_string = "u" * 100  # up_w: deferred
+    model.graph.initializer[0].CopyFrom(tensor("up_w", np.arange(8 * 8 * 4 * 70.0)
+                                               .reshape(8, 8, 4, 70)))  # fmt: skip
+    model.graph.initializer[0].doc_string = "u" * 100
+    path = save(model, tmp_path / "doc.onnx")
+    monkeypatch.setattr(skim, "SKIP_ABOVE", 50)
+    opened = SkimmedModel.open(path)
+    assert opened.model.doc_string == opened.model.graph.node[0].doc_string == ""
+    assert [t.doc_string for t in opened.model.graph.initializer] == [""] * 4
+    assert opened.deferred_size("up_w") == model.graph.initializer[0].ByteSize()
+    whole = opened.tensor_proto("up_w")
+    assert whole.doc_string == "" and whole.raw_data == model.graph.initializer[0].raw_data
+    np.testing.assert_array_equal(opened.tensor("blur2_w"), onnx.numpy_helper.to_array(
+        model.graph.initializer[3]))  # fmt: skip
