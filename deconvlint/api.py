@@ -163,9 +163,13 @@ def _torch_front_end() -> Any:
 
 def _read(target: Any, example_inputs: Any, timeout: float | None) -> _Read:
     if isinstance(target, (str, os.PathLike)):
+        from deconvlint.errors import LoadError
         from deconvlint.frontends.onnx import load_graph
 
-        return _Read(load_graph(target), "onnx", os.fspath(target))
+        try:
+            return _Read(load_graph(target), "onnx", os.fspath(target))
+        except LoadError as exc:  # name the path, as the CLI's error line does
+            raise LoadError(f"{os.fspath(target)}: {exc}") from exc
     onnx = sys.modules.get("onnx")  # a ModelProto means onnx is imported already
     if onnx is not None and isinstance(target, onnx.ModelProto):
         from deconvlint.frontends.onnx import graph_from_model

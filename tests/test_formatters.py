@@ -163,7 +163,7 @@ def test_summaries() -> None:
     assert text.format_summary(Report([warn, bad, bad])) == (
         "Found 3 findings (1 warning, 2 info) in 1 file; 2 files could not be analysed."
     )
-    assert text.format_summary(Report([bad])) == "No file could be analysed (1 file)."
+    assert text.format_summary(Report([bad])) == "No input could be analysed (1 error)."
 
 
 def test_report_layout_and_quiet() -> None:

@@ -67,7 +67,7 @@ TRACER = {
 
 # model -> {node: findings as "RULE:severity"}; UPSAMPLERS holds every upsampling layer (clean
 # ones too), OTHERS any other node with a finding.  Together they are all the findings.  A
-# functional call is named "module:function" by the torch front end (":tanh" at the top level).
+# functional call is named "module:function" by the torch front end ("tanh" at the top level).
 UPSAMPLERS: dict[str, dict[str, tuple[str, ...]]] = {
     "dcgan": {f"main.{i}": CLEAN for i in (0, 3, 6, 9, 12)},
     "pix2pix_unet": {
@@ -102,8 +102,8 @@ UPSAMPLERS: dict[str, dict[str, tuple[str, ...]]] = {
     "size_adaptive": {"up": CLEAN},
     "functional": {
         # [1, 2] then nearest x3/2 reads phases [1, 1, 2]: the 3x3 head sums to 4 everywhere
-        ":conv_transpose2d": _v(f"DL001:{INFO}"),
-        ":interpolate": _v(f"DL005:{WARN}"),
+        "conv_transpose2d": _v(f"DL001:{INFO}"),
+        "interpolate": _v(f"DL005:{WARN}"),
     },
     "autoencoder": {
         "decoder.0": _v(f"DL001:{WARN}"),
@@ -130,9 +130,9 @@ STRIDED_GRADIENTS: dict[str, tuple[str, ...]] = {
 # output's pattern is uneven (a DL004 before findings were folded into their cause)
 OUTPUT_CARRIERS: dict[str, tuple[tuple[str, str], str]] = {
     "cyclegan_resnet": (("model.22", "DL003"), "model.27"),  # a 7x7 conv does not even it out
-    "wavegan": (("deconv_5", "DL003"), ":tanh"),
+    "wavegan": (("deconv_5", "DL003"), "tanh"),
     "unet3d": (("model.2.conv", "DL003"), "model.2.conv"),
-    "gated_decoder": (("up", "DL001"), ":tanh"),
+    "gated_decoder": (("up", "DL001"), "tanh"),
     "autoencoder": (("decoder.3", "DL003"), "decoder.5"),
 }
 

@@ -206,7 +206,7 @@ def _files_table(report: Report) -> str:
             status = f'<span class="broken">could not be analysed: {escape(r.error)}</span>'
         else:
             counts = {s: sum(f.severity == s for f in r.findings) for s in reversed(SEVERITIES)}
-            status = ", ".join(text_format._plural(n, s) for s, n in counts.items() if n) or "clean"
+            status = ", ".join(text_format.plural(n, s) for s, n in counts.items() if n) or "clean"
         rows.append(
             f"<tr><td><code>{escape(r.path)}</code></td>"
             f'<td class="n">{len(r.findings)}</td><td>{status}</td></tr>'

@@ -194,9 +194,15 @@ def format_finding(path: str, finding: Finding, color: bool = False) -> str:
     return "\n".join([header, *finding_details(finding)])
 
 
-def _plural(count: int, word: str) -> str:
-    plural = word if count == 1 or word == "info" else f"{word}s"
-    return f"{count} {plural}"
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 finding``, ``2 findings``, ``2 fixes`` (``many``); ``info`` has no plural.
+
+    >>> plural(1, "finding"), plural(2, "finding"), plural(2, "info"), plural(0, "fix", "fixes")
+    ('1 finding', '2 findings', '2 info', '0 fixes')
+    """
+    if count == 1 or word == "info":
+        return f"{count} {word}"
+    return f"{count} {many or word + 's'}"
 
 
 def format_summary(report: Report) -> str:
@@ -208,19 +214,20 @@ def format_summary(report: Report) -> str:
     """
     summary = report.summary()
     analysed = summary["files"] - summary["errors"]
-    broken = f"{_plural(summary['errors'], 'file')} could not be analysed"
+    broken = f"{plural(summary['errors'], 'file')} could not be analysed"
     if summary["findings"]:
-        counts = ", ".join(_plural(n, s) for s, n in summary["by_severity"].items())
+        counts = ", ".join(plural(n, s) for s, n in summary["by_severity"].items())
         text = (
-            f"Found {_plural(summary['findings'], 'finding')} ({counts}) "
-            f"in {_plural(analysed, 'file')}"
+            f"Found {plural(summary['findings'], 'finding')} ({counts}) "
+            f"in {plural(analysed, 'file')}"
         )
         return text + (f"; {broken}." if summary["errors"] else ".")
     if not summary["errors"]:
-        return f"All checks passed ({_plural(analysed, 'file')})."
+        return f"All checks passed ({plural(analysed, 'file')})."
     if analysed:
-        return f"No findings in {_plural(analysed, 'file')}; {broken}."
-    return f"No file could be analysed ({_plural(summary['errors'], 'file')})."
+        return f"No findings in {plural(analysed, 'file')}; {broken}."
+    # the inputs may be module targets, not files: the error lines above say what each was
+    return f"No input could be analysed ({plural(summary['errors'], 'error')})."
 
 
 def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
@@ -235,7 +242,7 @@ def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
 def _severity_label(by_severity: Mapping[str, int]) -> str:
     if len(by_severity) == 1:
         return f"[{next(iter(by_severity))}]"
-    return "[" + ", ".join(_plural(n, s) for s, n in by_severity.items()) + "]"
+    return "[" + ", ".join(plural(n, s) for s, n in by_severity.items()) + "]"
 
 
 def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
