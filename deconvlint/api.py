@@ -236,6 +236,12 @@ def _run(
         fail_on=fail_on,
         stacklevel=stacklevel + 1,
     )
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(target, torch.nn.Module):
+        from deconvlint.frontends.torch_names import library_root_call, remember_root_call
+
+        # a model built by a library's class: its findings point at the caller's call of it
+        remember_root_call(target, library_root_call(target, sys._getframe(stacklevel)))
     read = _read(target, example_inputs, timeout)
     if probe:
         read.graph.measurements = _probe(target, read.graph, example_inputs)

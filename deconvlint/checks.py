@@ -71,6 +71,11 @@ class Context:
         suggestions: list[Suggestion] | None = None,
         severity: str | None = None,
     ) -> Finding:
+        owners = getattr(node.source, "owners", ())
+        if owners and suggestions:  # a layer a library builds: what works through the library
+            from deconvlint.library_rewrites import library_suggestions
+
+            suggestions = library_suggestions(owners, node) or suggestions
         return Finding(
             rule=self.doc.id,
             name=self.doc.name,
@@ -80,7 +85,8 @@ class Context:
             message=message,
             metrics=metrics,
             suggestions=suggestions or [],
-            source=node.source,
+            source=None if node.source is None else str(node.source),
+            library_source=node.library_source or getattr(node.source, "library", None),
         )
 
 

@@ -154,8 +154,11 @@ class Node:
     has_bias: bool = False
     # The layer's trained weights, read lazily (CONV_TRANSPOSE, CONV); see WeightSource.
     weights: WeightSource | None = field(default=None, repr=False, compare=False)
-    # Where the layer was written, for users: "path/to/model.py:42" (torch front end).
+    # Where the layer was written, for users: "path/to/model.py:42" or "...:42:9" (torch front
+    # end); for a layer an installed library builds, the user's line that built it.
     source: str | None = None
+    # That library's line, when ``source`` is the user's call around it.
+    library_source: str | None = None
     # Front-end notes worth showing with a finding (e.g. "scale could not be resolved").
     notes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)

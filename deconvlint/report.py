@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,50 @@ class Suggestion:
         return {"title": self.title, "params": self.params, "code": self.code}
 
 
+_SOURCE = re.compile(r"^(?P<file>.+?):(?P<row>\d+)(?::(?P<column>\d+))?$")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a ``.py`` file: 1-based ``row`` and ``column`` (in characters), and where it
+    ends (the column after its last character), as ruff's JSON gives them.
+
+    >>> Location.parse("models/gen.py:42:9").to_dict()
+    {'row': 42, 'column': 9}
+    >>> Location.parse("C:/m/gen.py:7").path, Location.parse("gen.onnx") is None
+    ('C:/m/gen.py', True)
+    """
+
+    path: str
+    row: int
+    column: int | None = None
+    end_row: int | None = None
+    end_column: int | None = None
+
+    @classmethod
+    def parse(cls, source: str | None) -> Location | None:
+        """``path:row`` or ``path:row:column`` (a ``Node.source``); None for anything else."""
+        match = _SOURCE.match(source or "")
+        if match is None or int(match["row"]) < 1:
+            return None
+        column = int(match["column"]) if match["column"] else None
+        return cls(match["file"], int(match["row"]), column or None)
+
+    def to_dict(self) -> dict[str, int]:
+        out = {"row": self.row}
+        if self.column is not None:
+            out["column"] = self.column
+        return out
+
+    def end_dict(self) -> dict[str, int] | None:
+        if self.end_row is None:
+            return None
+        out = {"row": self.end_row}
+        if self.end_column is not None:
+            out["column"] = self.end_column
+        return out
+
+
 @dataclass
 class Finding:
     rule: str
@@ -42,8 +87,17 @@ class Finding:
     message: str
     metrics: dict[str, Any] = field(default_factory=dict)
     suggestions: list[Suggestion] = field(default_factory=list)
-    # "file.py:line" where the layer was written (torch / source mode); None for ONNX.
+    # "file.py:line[:column]" where the layer was written, as the user's code shows it (for a
+    # layer built inside a library, the user's call that built it); None for ONNX.
     source: str | None = None
+    # The span of the call (source mode); else read from ``source``.
+    location: Location | None = None
+    # For a layer built inside an installed library: the library's line that built it.
+    library_source: str | None = None
+
+    def where(self) -> Location | None:
+        """The finding's place in a ``.py`` file, when it has one."""
+        return self.location or Location.parse(self.source)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -58,6 +112,15 @@ class Finding:
         }
         if self.source is not None:
             out["source"] = self.source
+        where = self.where()
+        if where is not None:
+            out["filename"] = where.path
+            out["location"] = where.to_dict()
+            end = where.end_dict()
+            if end is not None:
+                out["end_location"] = end
+        if self.library_source is not None:
+            out["library_source"] = self.library_source
         return out
 
 

@@ -527,10 +527,24 @@ def load_target(
         if spec.weights:
             raise LoadError("--weights applies to package.module:attribute targets only")
         return _file_graph(spec, trust_pickle, timeout), None
-    module = build_module(import_target(spec.target, spec.import_dir), spec)
+    found = import_target(spec.target, spec.import_dir)
+    module = build_module(found, spec)
+    _remember_root_call(module, found, spec.target)
     if spec.weights:
         load_weights(module, spec.weights)
     return module_graph(module, spec, timeout), module
+
+
+def _remember_root_call(module: Any, found: Any, target: str) -> None:
+    """Findings in a library's layers point at the target's call of the library class: in the
+    factory's body, or in the module that holds the instance."""
+    from deconvlint.frontends.torch_names import factory_root_call, remember_root_call
+
+    owner = found if not isinstance(found, type) and found is not module else None
+    if found is module:
+        owner = sys.modules.get(target.partition(":")[0])
+    if owner is not None:
+        remember_root_call(module, factory_root_call(module, owner))
 
 
 def _is_safetensors(path: str) -> bool:

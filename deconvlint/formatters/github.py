@@ -2,7 +2,8 @@
 
 ``::warning file=m.onnx,title=DL001 uneven-overlap::decoder.up1: uneven overlap ...``, with
 ``error``, ``warning`` or ``notice`` after the finding's severity, and ``line=`` when the finding
-knows the ``.py`` line of the layer (torch models; the file is then that ``.py`` file).  Values are
+knows the ``.py`` line of the layer (torch models: the file is then that ``.py`` file; ``.py``
+files checked as source: ``line=``, ``col=``, ``endLine=``, ``endColumn=`` of the call).  Values are
 escaped as the workflow-command spec requires (``%``, CR and LF in the message; also ``:`` and
 ``,`` in properties), so a message never ends an annotation early.  An input that could not be
 analysed is an ``::error`` annotation too.
@@ -15,7 +16,6 @@ analysed is an ``::error`` annotation too.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +24,6 @@ from deconvlint.formatters import text as text_format
 from deconvlint.report import Finding, Report
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
-_SOURCE = re.compile(r"^(?P<file>.+):(?P<line>\d+)$")
 
 
 def escape_data(value: str) -> str:
@@ -57,10 +56,8 @@ def command(name: str, message: str, **properties: Any) -> str:
 
 def annotation(path: str, finding: Finding) -> str:
     """The workflow command for one finding."""
-    file, line = path, None
-    match = _SOURCE.match(finding.source or "")
-    if match is not None:
-        file, line = match["file"], int(match["line"])
+    where = finding.where()
+    file = (where.path if where else "") or path
     message = f"{finding.node}: {finding.message}"
     if finding.suggestions:
         message += "\n" + "\n".join(f"suggestion: {s.title}" for s in finding.suggestions)
@@ -68,7 +65,10 @@ def annotation(path: str, finding: Finding) -> str:
         COMMANDS.get(finding.severity, "warning"),
         message,
         file=file,
-        line=line,
+        line=where.row if where else None,
+        col=where.column if where else None,
+        endLine=where.end_row if where else None,
+        endColumn=where.end_column if where else None,
         title=f"{finding.rule} {finding.name}",
     )
 

@@ -169,6 +169,8 @@ def _details(finding: Finding) -> str:
     ]
     if finding.source:
         rows.append(("defined at", f"<code>{escape(finding.source)}</code>"))
+    if finding.library_source:
+        rows.append(("built in the library at", f"<code>{escape(finding.library_source)}</code>"))
     return (
         "<table>"
         + "".join(f'<tr><th scope="row">{k}</th><td>{v}</td></tr>' for k, v in rows)

@@ -13,6 +13,9 @@ invocation is then unsuccessful.
 >>> result = sarif_log(Report([FileResult("pkg.models:Gen", [f])]))["runs"][0]["results"][0]
 >>> result["ruleId"], result["level"], result["locations"][0]["physicalLocation"]["region"]
 ('DL001', 'warning', {'startLine': 42})
+
+A ``.py`` file's finding (source mode) has the call's span: ``{'startLine': 20, 'startColumn':
+13, 'endLine': 21, 'endColumn': 6}``.
 >>> result["locations"][0]["physicalLocation"]["artifactLocation"]
 {'uri': 'models/gen.py', 'uriBaseId': '%SRCROOT%'}
 """
@@ -31,7 +34,7 @@ from urllib.parse import quote
 from deconvlint import __version__
 from deconvlint.formatters import DEFAULT_STYLE, Style
 from deconvlint.formatters.json import plain
-from deconvlint.report import Finding, Report
+from deconvlint.report import Finding, Location, Report
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://distill.pub/2016/deconv-checkerboard/"
@@ -39,7 +42,6 @@ SRCROOT = "%SRCROOT%"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}  # SARIF has no "info"
 FINGERPRINT_KEY = "deconvlint/v1"
 _URL = re.compile(r"https?://\S+")
-_SOURCE = re.compile(r"^(?P<file>.+):(?P<line>\d+)$")
 
 
 def _information_uri() -> str:
@@ -72,38 +74,53 @@ def artifact_uri(path: str) -> tuple[str, bool]:
     return quote(relative.as_posix()), True
 
 
-def _physical(path: str, line: int | None = None) -> dict[str, Any]:
+def _physical(path: str, where: Location | None = None) -> dict[str, Any]:
     uri, relative = artifact_uri(path)
     artifact: dict[str, Any] = {"uri": uri}
     if relative:
         artifact["uriBaseId"] = SRCROOT
     location: dict[str, Any] = {"artifactLocation": artifact}
-    if line is not None:
-        location["region"] = {"startLine": line}
+    if where is not None:
+        region = {"startLine": where.row}
+        if where.column is not None:
+            region["startColumn"] = where.column
+        if where.end_row is not None:
+            region["endLine"] = where.end_row
+            if where.end_column is not None:
+                region["endColumn"] = where.end_column
+        location["region"] = region
     return location
 
 
-def _source(finding: Finding) -> tuple[str, int] | None:
-    match = _SOURCE.match(finding.source or "")
-    if match is None or int(match["line"]) < 1:
-        return None
-    return match["file"], int(match["line"])
-
-
 def _location(path: str, finding: Finding) -> dict[str, Any]:
-    """Where the finding is: the ``.py`` line when known, else the model file (a module target
-    such as ``pkg.models:G`` is no file: then only the logical location is given)."""
+    """Where the finding is: the ``.py`` line (and span) when known, else the model file (a
+    module target such as ``pkg.models:G`` is no file: then only the logical location is
+    given)."""
     location: dict[str, Any] = {}
-    source = _source(finding)
-    if source is not None:
-        location["physicalLocation"] = _physical(*source)
+    where = finding.where()
+    if where is not None:
+        location["physicalLocation"] = _physical(where.path or path, where)
     elif os.path.isfile(path):
         # GitHub places an alert only with a start line; a model file's finding is the file's
-        location["physicalLocation"] = _physical(path, 1)
+        location["physicalLocation"] = _physical(path, Location(path, 1))
     location["logicalLocations"] = [
         {"name": finding.node, "fullyQualifiedName": f"{path}:{finding.node}", "kind": "member"}
     ]
     return location
+
+
+def _related(finding: Finding) -> list[dict[str, Any]]:
+    """The library's line that built the layer, when the main location is the user's call."""
+    where = Location.parse(finding.library_source)
+    if where is None:
+        return []
+    return [
+        {
+            "id": 1,
+            "physicalLocation": _physical(where.path, where),
+            "message": {"text": "the library code that builds the layer"},
+        }
+    ]
 
 
 def fingerprint(path: str, finding: Finding) -> str:
@@ -134,6 +151,7 @@ def _result(path: str, finding: Finding, rule_index: dict[str, int]) -> dict[str
         "level": LEVELS.get(finding.severity, "warning"),
         "message": {"text": _message(finding)},
         "locations": [_location(path, finding)],
+        **({"relatedLocations": related} if (related := _related(finding)) else {}),
         "partialFingerprints": {FINGERPRINT_KEY: fingerprint(path, finding)},
         "properties": plain(
             {

@@ -180,6 +180,8 @@ def finding_details(finding: Finding) -> list[str]:
     lines += [_output_line(entry) for entry in metrics.get("outputs") or ()]
     if finding.source:
         lines.append(f"defined at: {finding.source}")
+    if finding.library_source:
+        lines.append(f"built in the library at: {finding.library_source}")
     for suggestion in finding.suggestions:
         lines.append(f"suggestion: {suggestion.title}")
         lines += ["    " + code for code in suggestion.code.rstrip("\n").splitlines()]

@@ -2,8 +2,12 @@
 and large initializers replaced by data-less stubs (so shape inference never copies weights).
 
 Nodes without a name get ``f"{op_type}_{i}"``, ``i`` counting the nodes of that op type in graph
-order; a node inlined from a model-local function is named ``"{call}/{inner}"``, its internal
-values ``"{call}/{value}"``.  The caller's ``ModelProto`` is never modified.
+order.  A node that torch's exporter (dynamo) tagged with the module it came from
+(``pkg.torch.onnx.name_scopes`` metadata, else ``namespace``) is named after that module,
+``model.1.submodule.conv`` as the torch front end names it, or ``model.1.submodule.conv/Add``
+when the module made several nodes; the metadata is hostile input, read only when short and
+when the path is a dotted Python name.  A node inlined from a model-local function is named
+``"{call}/{inner}"``, its internal values ``"{call}/{value}"``.  The caller's ``ModelProto`` is never modified.
 
 >>> from onnx import helper
 >>> assign_names([helper.make_node("Relu", ["a"], ["b"]), helper.make_node("Relu", ["b"], ["c"],
@@ -13,6 +17,7 @@ values ``"{call}/{value}"``.  The caller's ``ModelProto`` is never modified.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -25,19 +30,54 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def assign_names(nodes: Any) -> list[str]:
-    """Each node's name; empty names become ``{op_type}_{i}``, never an explicit name."""
+    """Each node's name: the module path torch's exporter recorded, else its own name; empty
+    names become ``{op_type}_{i}``, never an explicit name."""
+    modules = [module_path(n) for n in nodes]
+    per_module = Counter(m for m in modules if m)
     explicit = {n.name for n in nodes if n.name}
     counters: Counter[str] = Counter()
     names = []
-    for node in nodes:
+    for node, module in zip(nodes, modules, strict=True):
         index = counters[node.op_type]
         counters[node.op_type] += 1
+        if module:
+            names.append(module if per_module[module] == 1 else f"{module}/{node.op_type}")
+            continue
         name, k = node.name or f"{node.op_type}_{index}", 0
         while not node.name and name in explicit:  # an explicit name keeps its name
             k += 1
             name = f"{node.op_type}_{index}_{k}"
         names.append(name)
     return names
+
+
+_MAX_SCOPE_TEXT = 4096
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.){0,512})'")
+_MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+){0,63}")
+
+
+def module_path(node: Any) -> str | None:
+    """The qualified name of the module torch's exporter says made ``node``, or None.
+
+    >>> from onnx import helper
+    >>> n = helper.make_node("Conv", ["x", "w"], ["y"], name="node_conv2d")
+    >>> helper.set_metadata_props(n, {"pkg.torch.onnx.name_scopes": "['', 'up', 'up.0', 'conv2d']"})
+    >>> module_path(n)
+    'up.0'
+    """
+    props = {p.key: p.value for p in getattr(node, "metadata_props", ())[:64]}
+    scopes = props.get("pkg.torch.onnx.name_scopes", "")
+    if scopes and len(scopes) <= _MAX_SCOPE_TEXT:
+        items = _QUOTED.findall(scopes)
+        candidate = items[-2] if len(items) >= 3 else None
+    else:
+        # ": pkg.M/model: Sequential/model.1: pkg.Sub/convolution: aten.convolution.default"
+        namespace = props.get("namespace", "")
+        parts = namespace.split("/") if 0 < len(namespace) <= _MAX_SCOPE_TEXT else []
+        candidate = parts[-2].partition(":")[0].strip() if len(parts) >= 3 else None
+    if candidate and len(candidate) <= 512 and _MODULE_PATH.fullmatch(candidate):
+        return candidate
+    return None
 
 
 def defined_names(graph: Any) -> set[str]:

@@ -76,6 +76,7 @@ class GraphBuilder:
             inputs=spec.inputs,
             outputs=outputs,
             source=source,
+            library_source=getattr(source, "library", None),
             notes=tuple(dict.fromkeys(spec.notes)),
             extra=dict(spec.extra),
             **{k: v for k, v in spec.fields.items() if v is not None},

@@ -78,7 +78,7 @@ def check_file(
     settings = settings or Settings()
     try:
         text, encoding = _read(shown)
-        outcome = check_text(text, settings)
+        outcome = check_text(text, settings, shown)
     except SyntaxError as exc:
         return FileOutcome(FileResult(shown, error=_syntax_message(exc)))
     except (OSError, UnicodeDecodeError, LookupError, ValueError) as exc:

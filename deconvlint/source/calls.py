@@ -66,6 +66,7 @@ class LayerCall:
     line: int  # 1-based
     col: int  # 1-based, in characters
     end_line: int
+    end_col: int  # 1-based, in characters: the column after the call's closing parenthesis
     node: ast.Call = field(repr=False)
     args: dict[str, Any] = field(default_factory=dict)  # literal values of geometry arguments
     sources: dict[str, str] = field(default_factory=dict)  # every bound argument, as written
@@ -151,11 +152,19 @@ def geometry_names(cls: str) -> tuple[str, ...]:
     return GEOMETRY["resize"]
 
 
+def _char_column(line_text: str, byte_offset: int) -> int:
+    """1-based column in characters of an ``ast`` offset, which counts UTF-8 bytes."""
+    return len(line_text.encode("utf-8")[:byte_offset].decode("utf-8", "replace")) + 1
+
+
 def bind_call(call: ast.Call, cls: str, callee: str, text_lines: list[str]) -> LayerCall:
     """Bind ``call``'s arguments to the signature of ``cls``; read the geometry as literals."""
     params = SIGNATURES[cls]
     line_text = text_lines[call.lineno - 1] if call.lineno <= len(text_lines) else ""
-    col = len(line_text.encode("utf-8")[: call.col_offset].decode("utf-8", "replace")) + 1
+    col = _char_column(line_text, call.col_offset)
+    end_line = call.end_lineno or call.lineno
+    end_text = text_lines[end_line - 1] if end_line <= len(text_lines) else ""
+    end_offset = call.end_col_offset if call.end_col_offset is not None else len(end_text)
     prefix = callee[: len(callee) - len(callee.rsplit(".", 1)[-1])]
     layer = LayerCall(
         cls=cls,
@@ -163,7 +172,8 @@ def bind_call(call: ast.Call, cls: str, callee: str, text_lines: list[str]) -> L
         prefix=prefix,
         line=call.lineno,
         col=col,
-        end_line=call.end_lineno or call.lineno,
+        end_line=end_line,
+        end_col=_char_column(end_text, end_offset),
         node=call,
     )
     bound: dict[str, ast.expr] = {}

@@ -28,7 +28,7 @@ from typing import Any
 
 from deconvlint import suggestions as rewrites
 from deconvlint.ir import Graph, Kind, Node
-from deconvlint.report import Finding, Suggestion, severity_rank
+from deconvlint.report import Finding, Location, Suggestion, severity_rank
 from deconvlint.settings import Settings
 from deconvlint.source.calls import UPSAMPLERS, LayerCall, scan
 from deconvlint.source.layers import class_rank, element_node, layer_node, resize_rank
@@ -143,8 +143,9 @@ def _graphs(text: str) -> tuple[list[tuple[Graph, frozenset[str]]], dict[str, La
     return graphs, layers, checked, skipped
 
 
-def check_text(text: str, settings: Settings | None = None) -> Outcome:
-    """Check one file's text; raises :class:`SyntaxError` (and ValueError for NUL bytes)."""
+def check_text(text: str, settings: Settings | None = None, path: str = "") -> Outcome:
+    """Check one file's text (``path``: the file's name, for the findings' locations); raises
+    :class:`SyntaxError` (and ValueError for NUL bytes)."""
     from deconvlint.checks import run_rules
 
     # a call's graph output is not the model's: no DL004 (nor its metrics on another finding)
@@ -157,6 +158,8 @@ def check_text(text: str, settings: Settings | None = None) -> Outcome:
         for finding in run_rules(graph, settings):
             layer = layers.get(finding.node)
             if finding.rule in allowed and layer and not _suppressed(finding, layer.call, noqa):
+                call = layer.call
+                finding.location = Location(path, call.line, call.col, call.end_line, call.end_col)
                 outcome.findings.append(finding)
     outcome.findings.sort(key=lambda f: (layers[f.node].call.line, layers[f.node].call.col, f.rule))
     if outcome.findings:
