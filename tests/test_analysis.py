@@ -53,27 +53,17 @@ def test_issue_cases():
 def test_json_metrics_match_the_contract_example():
     graph = chain_graph("ConvTranspose2d(k=3, s=2, p=1, op=1)")
     (dl001,) = [f for f in rules(graph) if f.rule == "DL001"]
-    assert dl001.metrics == {
+    layer_metrics = {
         "pattern": [[1, 2], [1, 2]],
         "period": [2, 2],
         "max_coverage": 4,
         "min_coverage": 1,
         "ratio": 4.0,
         "cv": 0.4843,
-        # the graph output this layer makes uneven (a DL004 it explains, folded into it)
-        "outputs": [
-            {
-                "output": "v1",
-                "node": "layer0",
-                "pattern": [[1, 2], [1, 2]],
-                "period": [2, 2],
-                "max_coverage": 4,
-                "min_coverage": 1,
-                "ratio": 4.0,
-                "cv": 0.4843,
-            }
-        ],
     }
+    # with the graph output this layer makes uneven (a DL004 it explains, folded into it)
+    output = {"output": "v1", "node": "layer0", **layer_metrics}
+    assert dl001.metrics == {**layer_metrics, "outputs": [output]}
 
 
 def test_stylegan_blur_after_k3_is_uniform_and_lowers_dl001():

@@ -9,23 +9,12 @@ from pathlib import Path
 import pytest
 
 import deconvlint
-from deconvlint.chainspec import parse_chain, parse_layer
 from deconvlint.checks import run_rules
 from deconvlint.ir import Graph, Kind, Node
 from deconvlint.settings import Settings
+from tests.test_analysis import chain_graph, layer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def _graph(chain: str) -> Graph:
-    nodes = parse_chain(chain)
-    return Graph("g", nodes, ("v0",), (nodes[-1].outputs[0],))
-
-
-def _layer(spec: str, name: str, inputs: tuple[str, ...], output: str) -> Node:
-    node = parse_layer(spec)
-    node.name, node.inputs, node.outputs = name, inputs, (output,)
-    return node
 
 
 def _found(findings) -> list[tuple[str, str]]:
@@ -33,7 +22,9 @@ def _found(findings) -> list[tuple[str, str]]:
 
 
 def test_one_uneven_layer_is_one_finding_carrying_the_output() -> None:
-    graph = _graph("ConvTranspose2d(k=3, s=2, p=1, op=1, name=up) -> Conv2d(k=3, p=1, name=out)")
+    graph = chain_graph(
+        "ConvTranspose2d(k=3, s=2, p=1, op=1, name=up) -> Conv2d(k=3, p=1, name=out)"
+    )
     (dl001,) = run_rules(graph, Settings())
     assert dl001.rule == "DL001" and dl001.node == "up"
     (output,) = dl001.metrics["outputs"]
@@ -47,12 +38,12 @@ def test_a_stack_is_one_dl003_on_its_last_layer_not_one_per_path() -> None:
     # a U-Net's decoder: up1 -> up2 -> up3, and a skip that brings a second path (a 2-stack
     # up2 -> up3 from the skip's side) to the same last layer
     nodes = [
-        _layer("ConvTranspose1d(k=3, s=2, p=1, op=1)", "up1", ("x",), "a"),
-        _layer("ConvTranspose1d(k=3, s=2, p=1, op=1)", "up2", ("m",), "b"),
-        _layer("Conv1d(k=3, s=2, p=1)", "down", ("x",), "d"),
-        _layer("Conv1d(k=3, s=2, p=1)", "down2", ("d",), "d2"),
+        layer("ConvTranspose1d(k=3, s=2, p=1, op=1)", "up1", ("x",), "a"),
+        layer("ConvTranspose1d(k=3, s=2, p=1, op=1)", "up2", ("m",), "b"),
+        layer("Conv1d(k=3, s=2, p=1)", "down", ("x",), "d"),
+        layer("Conv1d(k=3, s=2, p=1)", "down2", ("d",), "d2"),
         Node("cat", "Concat", Kind.JOIN, ("a", "d"), ("m",)),
-        _layer("ConvTranspose1d(k=3, s=2, p=1, op=1)", "up3", ("n",), "y"),
+        layer("ConvTranspose1d(k=3, s=2, p=1, op=1)", "up3", ("n",), "y"),
         Node("cat2", "Concat", Kind.JOIN, ("b", "x"), ("n",)),
     ]
     # topological order: down, down2 are not on the way; the joins come before their users
@@ -68,7 +59,7 @@ def test_a_stack_is_one_dl003_on_its_last_layer_not_one_per_path() -> None:
 
 
 def test_dl006_is_opt_in() -> None:
-    graph = _graph("Conv2d(k=3, s=2, p=1, name=down) -> ReLU()")
+    graph = chain_graph("Conv2d(k=3, s=2, p=1, name=down) -> ReLU()")
     assert run_rules(graph, Settings()) == []
     assert run_rules(graph, Settings(select=("DL00",))) == []
     assert _found(run_rules(graph, Settings(extend_select=("DL006",)))) == [("down", "DL006")]
