@@ -246,7 +246,8 @@ def _run(
     if probe:
         read.graph.measurements = _probe(target, read.graph, example_inputs)
     findings = check_graph(read.graph, settings)
-    report = Report([FileResult(read.path, findings)], frontend=read.frontend)
+    result = FileResult(read.path, findings, notes=list(read.graph.report_notes))
+    report = Report([result], frontend=read.frontend)
     if warn:  # an info finding is information, not a warning (as --fail-on's default says)
         for finding in (f for f in findings if f.severity != "info"):
             warnings.warn(
@@ -312,7 +313,10 @@ def failing_report(report: Report, fail_on: str) -> Report:
     return Report(
         [
             FileResult(
-                r.path, [f for f in r.findings if severity_rank(f.severity) >= threshold], r.error
+                r.path,
+                [f for f in r.findings if severity_rank(f.severity) >= threshold],
+                r.error,
+                r.notes,
             )
             for r in report.results
         ],

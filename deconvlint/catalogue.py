@@ -1,7 +1,10 @@
 """The rule catalogue: one YAML file per rule in ``rules/``, shipped inside the wheel.
 
 Every rule's documentation (``--explain``), default severity, options and its ``flag:``/``clean:``
-examples come from here, never from a second copy.
+examples come from here, never from a second copy.  The checker reads them pre-parsed, from
+``catalogue.json`` beside this module, so that no run needs PyYAML to start (parsing the YAML
+cost more than the rest of deconvlint's own start-up).  That file is generated from the YAML by
+``python -m deconvlint.catalogue``; a test fails when it differs from the YAML.
 
 >>> load_catalogue()["DL001"].name
 'uneven-overlap'
@@ -10,11 +13,14 @@ examples come from here, never from a second copy.
 from __future__ import annotations
 
 import functools
+import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+#: The catalogue, pre-parsed from the YAML files (rule id -> the rule's YAML mapping).
+CATALOGUE_JSON = Path(__file__).parent / "catalogue.json"
 
 # Sections of --explain, in ruff's order.
 DOC_SECTIONS = (
@@ -117,10 +123,26 @@ def _example(entry: Any) -> Example:
     return Example(entry["chain"], entry.get("severity"), bool(entry.get("probe", False)))
 
 
-def _parse(path: Path) -> RuleDoc:
-    # libyaml's loader when present: the pure-Python one costs ~40 ms of start-up for six files
+def read_yaml_catalogue(folder: Path | None = None) -> dict[str, Any]:
+    """Every ``DL*.yaml`` of ``folder`` (default :func:`catalogue_dir`) as parsed YAML, by id."""
+    import yaml
+
+    # libyaml's loader when present: the pure-Python one is slower
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    raw = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # a safe loader
+    raws = [
+        yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # a safe loader
+        for path in sorted((folder or catalogue_dir()).glob("DL*.yaml"))
+    ]
+    return {raw["id"]: raw for raw in raws}
+
+
+def write_catalogue_json(path: Path = CATALOGUE_JSON) -> None:
+    """Generate the pre-parsed catalogue from the YAML files."""
+    text = json.dumps(read_yaml_catalogue(), indent=1, ensure_ascii=False, sort_keys=True)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def _rule_doc(raw: dict[str, Any]) -> RuleDoc:
     sections = {key: raw.get(key, "") for key, _ in DOC_SECTIONS}
     options = tuple(
         RuleOption(
@@ -149,5 +171,11 @@ def _parse(path: Path) -> RuleDoc:
 @functools.lru_cache(maxsize=1)
 def load_catalogue() -> dict[str, RuleDoc]:
     """All rules by id, sorted by id."""
-    docs = [_parse(p) for p in sorted(catalogue_dir().glob("DL*.yaml"))]
+    raws = json.loads(CATALOGUE_JSON.read_text(encoding="utf-8"))
+    docs = [_rule_doc(raws[rule]) for rule in sorted(raws)]
     return {d.id: d for d in docs}
+
+
+if __name__ == "__main__":  # python -m deconvlint.catalogue: regenerate catalogue.json
+    write_catalogue_json()
+    print(f"wrote {CATALOGUE_JSON}", file=sys.stderr)

@@ -22,7 +22,14 @@ import numpy as np
 
 from deconvlint import geometry as geo
 from deconvlint import suggestions
-from deconvlint.analysis import CoveragePass, CoverageResult, is_compensated, is_uneven_upsampler
+from deconvlint.analysis import (
+    PERIOD_CAP,
+    CoveragePass,
+    CoverageResult,
+    Stack,
+    is_compensated,
+    is_uneven_upsampler,
+)
 from deconvlint.catalogue import RuleDoc, load_catalogue
 from deconvlint.interplay import fold_explained_outputs
 from deconvlint.ir import Graph, Kind, Node
@@ -99,16 +106,26 @@ def _fmt(x: float) -> str:
 
 
 def pattern_text(patterns: list[list[Any]], unit: str = "") -> str:
-    """``[1, 2] on every axis`` when the axes agree, else ``[1, 2] x [2, 2]``."""
-    shown = ["[" + ", ".join(_fmt(v) for v in p) + "]" for p in patterns]
+    """``[1, 2] on every axis`` when the axes agree, else ``[1, 2] x [2, 2]``; a long axis
+    shows its first entries and its length."""
+    shown = ["[" + ", ".join(_fmt(v) for v in p) + _more(p) + "]" for p in patterns]
     if len(shown) > 1 and len(set(shown)) == 1:
         return f"{shown[0]}{unit} on every axis"
     return " x ".join(shown) + unit
 
 
+def _more(row: list[Any]) -> str:
+    if isinstance(row, geo.ShownPattern):
+        return f", ... ({row.length} in all)"
+    return ""
+
+
 def spread_text(metrics: dict[str, Any], rank: int) -> str:
     hi, lo = metrics["max_coverage"], metrics["min_coverage"]
     where = f" in {rank}-D" if rank > 1 else ""
+    if hi is None or lo is None:  # beyond a float: only the relative numbers mean anything
+        ratio = "n/a" if metrics["ratio"] is None else _fmt(metrics["ratio"])
+        return f"max/min coverage ratio {ratio}{where} (coverage too large to represent)"
     if metrics["ratio"] is None:
         return f"max/min coverage {_fmt(hi)}/{_fmt(lo)}{where}"
     return f"max/min coverage {_fmt(hi)}/{_fmt(lo)} = {_fmt(metrics['ratio'])}{where}"
@@ -183,26 +200,21 @@ def _rewrites(node: Node) -> list[Suggestion]:
     return suggestions.conv_transpose_rewrites(node) if node.kind is Kind.CONV_TRANSPOSE else []
 
 
-def _maximal_stacks(ctx: Context) -> dict[tuple[str, ...], tuple[np.ndarray, ...]]:
-    """One stack per last layer: the longest that ends there (a shorter one, such as the
-    2-stack a skip connection brings to the same layer, or a prefix, is part of the same
-    mistake), with its worst pattern."""
-    worst: dict[tuple[str, ...], tuple[np.ndarray, ...]] = {}
+def _maximal_stacks(ctx: Context) -> dict[tuple[str, ...], Stack]:
+    """One stack per last layer: the longest that ends there, with the worst pattern the
+    coverage pass kept for it.  A shorter stack ending on the same layer (the 2-stack a U-Net's
+    skip connection brings there) or running inside a kept one is part of the same mistake."""
+    longest: dict[str, Stack] = {}
     for stack in ctx.coverage.stacks:
-        old = worst.get(stack.nodes)
-        if old is None or _cv(stack.patterns) > _cv(old):
-            worst[stack.nodes] = stack.patterns
-    longest: dict[str, tuple[str, ...]] = {}
-    for nodes, patterns in worst.items():
-        best = longest.get(nodes[-1])
-        if best is None or (len(nodes), _cv(patterns)) > (len(best), _cv(worst[best])):
-            longest[nodes[-1]] = nodes
-    kept = set(longest.values())
-    return {
-        nodes: worst[nodes]
-        for nodes in worst
-        if nodes in kept and not any(_runs_within(nodes, other) for other in kept)
-    }
+        best = longest.get(stack.nodes[-1])
+        if best is None or _stack_rank(stack) > _stack_rank(best):
+            longest[stack.nodes[-1]] = stack
+    kept = [s.nodes for s in longest.values()]
+    return {s.nodes: s for s in longest.values() if not any(_runs_within(s.nodes, o) for o in kept)}
+
+
+def _stack_rank(stack: Stack) -> tuple[int, float]:
+    return len(stack.nodes), _cv(stack.patterns) if stack.patterns else -1.0
 
 
 def _runs_within(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
@@ -221,14 +233,37 @@ def _ratio(patterns) -> float:
     return math.inf if ratio is None else ratio
 
 
+@functools.lru_cache(maxsize=1024)
+def _layer_ratio(window: tuple) -> float:
+    """The ratio of one layer's own pattern (layers of a model share a few geometries)."""
+    return _ratio([geo.phase_pattern(w.kernel, w.stride, w.dilation, w.pads_begin) for w in window])
+
+
+def _through(stack: Stack) -> str:
+    """Where the stack's pattern was composed to: its last layer, or the last one composed."""
+    composed = len(stack.nodes) if stack.composed is None else stack.composed
+    return f"from the input through '{stack.nodes[composed - 1]}'"
+
+
+def _truncation_text(truncated: str | None, composed: int | None, layers: int) -> str:
+    """The message's tail for a pattern that was not composed to its end (else ``""``)."""
+    if truncated is None:
+        return ""
+    done = f"{composed} of {layers} uneven layers composed; " if composed is not None else ""
+    return f"; truncated: {done}{truncated}, the rest not composed"
+
+
 @rule("DL003")
 def stacked_uneven_overlap(ctx: Context) -> Iterator[Finding]:
-    for names, patterns in _maximal_stacks(ctx).items():
+    for names, stack in _maximal_stacks(ctx).items():
         layers = [ctx.nodes[n] for n in names]
-        metrics = geo.pattern_metrics(patterns)
-        worst_single = max(_ratio(geo.layer_patterns(n)) for n in layers)
+        patterns = stack.patterns
+        metrics = stack.metrics()
+        worst_single = max(_layer_ratio(tuple(n.window)) for n in layers)
         composed = _ratio(patterns)
-        if geo.patterns_uniform(patterns):
+        if stack.truncated is not None:
+            effect, severity = "is not composed to its end", None
+        elif geo.patterns_uniform(patterns):
             effect, severity = "cancels", "info"
         elif composed > worst_single:
             effect, severity = "compounds", None
@@ -240,11 +275,18 @@ def stacked_uneven_overlap(ctx: Context) -> Iterator[Finding]:
         metrics["effect"] = effect
         chain = " -> ".join(f"'{n}'" for n in names)
         rank = max(n.spatial_rank for n in layers)
+        worst_text = _fmt(worst_single) if math.isfinite(worst_single) else "holes"
+        if stack.composed == 0:  # even the first layer's period is past the cap
+            coverage = ""
+        else:
+            coverage = (
+                f": coverage {_through(stack)} is {pattern_text(metrics['pattern'])}, "
+                f"{spread_text(metrics, rank)}"
+            )
         message = (
             f"stacked uneven overlap: {len(names)} uneven layers ({chain}); the stack "
-            f"{effect}: coverage from the input through '{names[-1]}' is "
-            f"{pattern_text(metrics['pattern'])}, {spread_text(metrics, rank)} "
-            f"(worst single layer: {_fmt(worst_single) if math.isfinite(worst_single) else 'holes'})"
+            f"{effect}{coverage} (worst single layer: {worst_text})"
+            f"{_truncation_text(stack.truncated, stack.composed, len(names))}"
         )
         yield ctx.finding(
             layers[-1], message, metrics, suggestions.stack_rewrites(layers), severity
@@ -261,7 +303,7 @@ def output_coverage_variance(ctx: Context) -> Iterator[Finding]:
         if node is None or not states:
             continue
         worst = max(states, key=lambda s: _cv(s.patterns))
-        metrics = geo.pattern_metrics(worst.patterns)
+        metrics = worst.metrics()
         cv = math.inf if metrics["cv"] is None else metrics["cv"]
         if cv <= max_cv + 1e-12:
             continue
@@ -275,6 +317,7 @@ def output_coverage_variance(ctx: Context) -> Iterator[Finding]:
             f"'{output}' is {pattern_text(metrics['pattern'])}, "
             f"{spread_text(metrics, rank)}, cv {_fmt(metrics['cv']) if metrics['cv'] is not None else 'inf'}"
             f" > max-cv {_fmt(max_cv)}; uneven layers on the path: {cause}"
+            f"{_truncation_text(worst.truncated, None, len(culprits))}"
         )
         layers = [
             ctx.nodes[c]
@@ -294,6 +337,9 @@ def fractional_nearest_resize(ctx: Context) -> Iterator[Finding]:
             continue
         if any(s is None for s in spec.scales) or all(s.denominator == 1 for s in spec.scales):
             continue
+        if any(max(s.numerator, s.denominator) > PERIOD_CAP for s in spec.scales):
+            yield _fractional_resize_past_the_cap(ctx, node, spec)
+            continue
         fanouts = [geo.nearest_fanout(spec, a) for a in range(spec.spatial_rank)]
         if geo.patterns_uniform(fanouts):
             continue
@@ -306,6 +352,31 @@ def fractional_nearest_resize(ctx: Context) -> Iterator[Finding]:
             f"{spread_text(metrics, spec.spatial_rank)}: uneven pixel footprint"
         )
         yield ctx.finding(node, message, metrics, suggestions.resize_rewrites(node))
+
+
+def _fractional_resize_past_the_cap(ctx: Context, node: Node, spec: Any) -> Finding:
+    """DL005 for a scale a/b with a or b past the period cap: the fan-out of one input is the
+    number of outputs in an interval of length a/b, so floor(a/b) or ceil(a/b); only their
+    pattern over the b phases is not computed."""
+    counts = [(s.numerator // s.denominator, -(-s.numerator // s.denominator)) for s in spec.scales]
+    low, high = math.prod(c[0] for c in counts), math.prod(c[1] for c in counts)
+    scales = " x ".join(str(s) for s in spec.scales)
+    reason = f"a scale of {scales} has a period beyond the cap of {PERIOD_CAP}"
+    metrics = {
+        "pattern": [],
+        "period": [s.denominator for s in spec.scales],
+        "max_coverage": high,
+        "min_coverage": low,
+        "ratio": None if low == 0 else round(high / low, 4),
+        "cv": None,
+        "truncated": True,
+        "truncated_reason": reason,
+    }
+    message = (
+        f"fractional nearest resize: scale {scales} copies each input pixel {low} or {high} "
+        f"times: uneven pixel footprint (truncated: {reason}, the pattern is not listed)"
+    )
+    return ctx.finding(node, message, metrics, suggestions.resize_rewrites(node))
 
 
 @rule("DL006")

@@ -16,15 +16,16 @@ and skip layers without any.  Registered into :data:`deconvlint.checks.RULES` on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from deconvlint import weights as wg
-from deconvlint.analysis import periodic_compensation
+from deconvlint.analysis import CELL_CAP, periodic_compensation
 from deconvlint.checks import Context, _fmt, rule
-from deconvlint.geometry import _number
+from deconvlint.geometry import MAX_SHOWN, _number
 from deconvlint.ir import Kind, LayerWeights, Node
 from deconvlint.report import Finding, Suggestion
 
@@ -79,8 +80,10 @@ def _weighted_layers(ctx: Context, subpixel_only: bool) -> Iterator[WeightedLaye
             w = _read(node)
             if w is None or w.kernel.ndim != node.spatial_rank + 2:
                 continue
-            response = wg.conv_transpose_response(w.kernel, w.bias, node.window, node.groups)
             periods = tuple(a.stride for a in node.window)
+            if math.prod(periods) > CELL_CAP:  # more phases than the coverage pass composes
+                continue
+            response = wg.conv_transpose_response(w.kernel, w.bias, node.window, node.groups)
             yield WeightedLayer(node, node, periods, response, w)
         elif node.kind is Kind.DEPTH_TO_SPACE and node.block:
             conv = _feeding_conv(ctx, node)
@@ -93,7 +96,10 @@ def _weighted_layers(ctx: Context, subpixel_only: bool) -> Iterator[WeightedLaye
 
 
 def _nested(array: np.ndarray) -> list:
-    return np.vectorize(_number, otypes=[object])(np.round(array, 6)).tolist()
+    """The response as nested lists, at most :data:`MAX_SHOWN` entries per axis (a finding's
+    output stays small whatever the period; ``period`` gives the full size)."""
+    shown = np.asarray(array)[tuple(slice(0, MAX_SHOWN) for _ in range(np.ndim(array)))]
+    return np.vectorize(_number, otypes=[object])(np.round(shown, 6)).tolist()
 
 
 def _compensation(ctx: Context, layer: WeightedLayer) -> tuple[str | None, str, list[str]]:
@@ -147,9 +153,10 @@ def weight_phase_imbalance(ctx: Context) -> Iterator[Finding]:
 
 def _grid_text(response: np.ndarray) -> str:
     values = np.round(np.asarray(response, dtype=float), 4)
+    more = ", ..." if len(values) > MAX_SHOWN else ""
     if values.ndim == 1:
-        return "[" + ", ".join(_fmt(v) for v in values) + "]"
-    return "[" + ", ".join(_grid_text(row) for row in values) + "]"
+        return "[" + ", ".join(_fmt(v) for v in values[:MAX_SHOWN]) + more + "]"
+    return "[" + ", ".join(_grid_text(row) for row in values[:MAX_SHOWN]) + more + "]"
 
 
 @rule("DL008")

@@ -91,7 +91,7 @@ def check_target(
         if raise_errors:
             raise
         return FileResult(path=spec.target, error=" ".join(str(exc).split()))
-    return FileResult(path=spec.target, findings=findings)
+    return FileResult(path=spec.target, findings=findings, notes=list(graph.report_notes))
 
 
 def _probe_target(spec: ModelSpec, graph: Graph, settings: Settings, module: Any) -> dict:

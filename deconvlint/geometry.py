@@ -18,6 +18,7 @@ array([1., 2.])
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from fractions import Fraction
@@ -58,6 +59,9 @@ def conv_transpose_step(
 
     Output ``o`` gets ``sum_j taps[j] * c[(o + p - j*d)/s]`` over the taps with ``s | o+p-j*d``.
     """
+    if len(c) == 1:  # a uniform input (most of them): taps summed per phase, in tap order
+        phases = (np.arange(len(taps)) * dilation - pads_begin) % stride
+        return np.bincount(phases, weights=np.asarray(taps, dtype=float) * c[0], minlength=stride)
     period = len(c) * stride
     out = np.zeros(period)
     o = np.arange(period)
@@ -298,6 +302,42 @@ def propagate_all(patterns: Sequence[np.ndarray], node: Node) -> list[np.ndarray
     return [propagate(c, node, a) for a, c in enumerate(current)]
 
 
+def output_periods(lengths: Sequence[int], node: Node) -> list[int]:
+    """The period of each axis after ``node`` given the periods arriving there, without
+    computing the pattern (an upper bound: the pattern may turn out shorter).  The coverage pass
+    asks it before each step, so that a period past its cap is never built.
+
+    >>> from deconvlint.chainspec import parse_layer
+    >>> output_periods([4096], parse_layer("ConvTranspose1d(k=3, s=2)"))
+    [8192]
+    """
+    rank = max(node.spatial_rank, len(lengths))
+    current = list(lengths) + [1] * (rank - len(lengths))
+    if node.spatial_rank != rank:
+        return current  # nothing to do, or a rank mismatch that propagate_all reports
+    return [_output_period(t, node, axis) for axis, t in enumerate(current)]
+
+
+def _output_period(t: int, node: Node, axis: int) -> int:
+    kind = node.kind
+    if kind in (Kind.CONV_TRANSPOSE, Kind.MAX_UNPOOL):
+        return t * node.window[axis].stride
+    if kind in (Kind.CONV, Kind.AVG_POOL, Kind.MAX_POOL):
+        return t // math.gcd(t, node.window[axis].stride)
+    if kind is Kind.RESIZE and node.resize is not None:
+        scale = node.resize.scales[axis] if axis < len(node.resize.scales) else None
+        if scale is None or scale == 1 or t == 1:
+            return t
+        return scale.numerator * (t // math.gcd(t, scale.denominator))
+    if kind is Kind.DEPTH_TO_SPACE:
+        return t * node.block[axis]
+    if kind is Kind.SPACE_TO_DEPTH:
+        return t // math.gcd(t, node.block[axis])
+    if kind is Kind.SHIFT:
+        return t // math.gcd(t, node.shift[axis].step)
+    return t
+
+
 def chain_patterns(nodes: Sequence[Node]) -> list[np.ndarray]:
     """Per-axis interior patterns after a chain of nodes, starting from a uniform input.
 
@@ -327,12 +367,37 @@ def is_uniform(c: np.ndarray) -> bool:
 
 
 def minimal_period(c: np.ndarray) -> np.ndarray:
-    """The shortest prefix of ``c`` whose repetition is ``c``: [2,4,2,4] -> [2,4]."""
-    n = len(c)
-    for t in range(1, n + 1):
-        if n % t == 0 and np.allclose(np.tile(c[:t], n // t), c, rtol=_RTOL, atol=0):
-            return c[:t].copy()
-    return c
+    """The shortest prefix of ``c`` whose repetition is ``c``: [2,4,2,4] -> [2,4].
+
+    The periods of ``c`` that divide its length are the multiples of the shortest one, so it is
+    reached by dividing the length by one prime factor at a time while the quotient is still a
+    period: O(T log T), not O(T * divisors).
+
+    >>> minimal_period(np.array([1., 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3]))
+    array([1., 2., 3.])
+    """
+    period = len(c)
+    for prime in _prime_factors(period):
+        while period % prime == 0 and _has_period(c, period // prime):
+            period //= prime
+    return c[:period].copy()
+
+
+def _has_period(c: np.ndarray, t: int) -> bool:
+    """``c[i + t] == c[i]`` (to a relative tolerance) for every ``i``."""
+    ahead, behind = c[t:], c[:-t]
+    return bool(np.all(np.abs(ahead - behind) <= _RTOL * np.abs(behind)))
+
+
+def _prime_factors(n: int) -> list[int]:
+    factors, q = [], 2
+    while q * q <= n:
+        if n % q == 0:
+            factors.append(q)
+            while n % q == 0:
+                n //= q
+        q += 1
+    return factors + ([n] if n > 1 else [])
 
 
 def coefficient_of_variation(c: np.ndarray) -> float:
@@ -343,44 +408,90 @@ def coefficient_of_variation(c: np.ndarray) -> float:
     return float(np.std(c)) / mean if mean != 0 else math.inf
 
 
+#: A finding shows at most this many entries of each axis pattern (text, HTML, JSON); a longer
+#: period is summarised by its length, minimum and maximum (``pattern_summary``).
+MAX_SHOWN = 32
+
+
+class ShownPattern(list):
+    """The first :data:`MAX_SHOWN` entries of a longer axis pattern; ``length``: all of them."""
+
+    length: int = 0
+
+
 def _number(x: float) -> Any:
-    """Ints stay ints in JSON; floats keep 6 decimals."""
+    """Ints stay ints in JSON; floats keep 6 decimals; a number not representable is None."""
+    if not math.isfinite(x):
+        return None
     r = round(float(x), 6)
     return int(r) if r == int(r) else r
 
 
-def pattern_metrics(patterns: Sequence[np.ndarray]) -> dict[str, Any]:
-    """The metrics of an N-D pattern given per axis (the JSON contract's ``metrics``).
+def _scaled(x: float, exp: int) -> float | None:
+    """``x * 2**exp``, or None when it is not a finite float."""
+    try:
+        value = math.ldexp(x, exp)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _coverage(x: float, exp: int) -> Any:
+    value = _scaled(x, exp)
+    return None if value is None else _number(value)
+
+
+def _shown(c: np.ndarray) -> list:
+    values = [_number(x) for x in c[:MAX_SHOWN]]
+    if len(c) <= MAX_SHOWN:
+        return values
+    row = ShownPattern(values)
+    row.length = len(c)
+    return row
+
+
+def pattern_metrics(patterns: Sequence[np.ndarray], exp: int = 0) -> dict[str, Any]:
+    """The metrics of an N-D pattern given per axis, times ``2**exp`` (the JSON contract's
+    ``metrics``).  At most :data:`MAX_SHOWN` entries per axis are listed; a longer axis adds
+    ``pattern_summary``.  A coverage that is not a finite float is ``None``, with a ``note``.
 
     >>> m = pattern_metrics([phase_pattern(3, 2, 1, 1)] * 2)
     >>> m["pattern"], m["max_coverage"], m["min_coverage"], m["ratio"], m["cv"]
     ([[1, 2], [1, 2]], 4, 1, 4.0, 0.4843)
     """
     patterns = [minimal_period(np.asarray(c, dtype=float)) for c in patterns]
-    if all(np.all(c >= 0) for c in patterns):
-        high = math.prod(float(c.max()) for c in patterns)
-        low = math.prod(float(c.min()) for c in patterns)
-    else:  # cubic weights can go negative: take the extremes of the outer product itself
-        full = patterns[0]
-        for c in patterns[1:]:
-            full = np.multiply.outer(full, c)
-        high, low = float(full.max()), float(full.min())
-    # N-D CV of an outer product: CV^2 = prod(1 + CV_a^2) - 1
-    cvs = [coefficient_of_variation(c) for c in patterns]
+    with np.errstate(all="ignore"):  # a hostile fixed kernel can reach inf: None below
+        # The extremes of an outer product are products of per-axis extremes (each factor is
+        # linear in its axis), so the N-D period is never built.
+        corners = [(float(c.max()), float(c.min())) for c in patterns]
+        products = [math.prod(choice) for choice in itertools.product(*corners)]
+        high, low = max(products, default=1.0), min(products, default=1.0)
+        # N-D CV of an outer product: CV^2 = prod(1 + CV_a^2) - 1
+        cvs = [coefficient_of_variation(c) for c in patterns]
     cv = (
         math.sqrt(max(0.0, math.prod(1 + v * v for v in cvs) - 1))
         if all(math.isfinite(v) for v in cvs)
         else None
     )
-    ratio = None if low <= 0 else round(high / low, 4)
-    return {
-        "pattern": [[_number(x) for x in c] for c in patterns],
+    ratio = high / low if low > 0 and math.isfinite(high) else None
+    metrics = {
+        "pattern": [_shown(c) for c in patterns],
         "period": [len(c) for c in patterns],
-        "max_coverage": _number(high),
-        "min_coverage": _number(low),
-        "ratio": ratio,
-        "cv": None if cv is None else round(cv, 4),
+        "max_coverage": _coverage(high, exp),
+        "min_coverage": _coverage(low, exp),
+        "ratio": None if ratio is None or not math.isfinite(ratio) else round(ratio, 4),
+        "cv": None if cv is None or not math.isfinite(cv) else round(cv, 4),
     }
+    if any(len(c) > MAX_SHOWN for c in patterns):
+        metrics["pattern_summary"] = [
+            {"length": len(c), "min": _number(float(c.min())), "max": _number(float(c.max()))}
+            for c in patterns
+        ]
+    if exp:
+        metrics["pattern_scale"] = f"2^{exp}"
+    if metrics["max_coverage"] is None or metrics["min_coverage"] is None:
+        metrics["note"] = "coverage too large to represent; the pattern is relative (see ratio, cv)"
+    return metrics
 
 
 def patterns_uniform(patterns: Sequence[np.ndarray]) -> bool:

@@ -197,6 +197,9 @@ class Graph:
     notes: list[str] = field(default_factory=list)
     # What --probe measured, by node name (deconvlint.probe.Measurement); None: not probed.
     measurements: dict[str, Any] | None = None
+    # Notes the report shows with the findings: the reader used when the first one's graph
+    # was not used, layers the forward ran that no reader could place on a path.
+    report_notes: list[str] = field(default_factory=list)
 
     def producers(self) -> dict[str, Node]:
         """Map each value name to the node that produces it."""

@@ -39,14 +39,15 @@ if TYPE_CHECKING:
 
 BATCH_MAX = 8  # files per task sent to a worker
 PROGRESS_MIN_FILES = 5  # "more than a few files" before a progress bar is worth drawing
-# Imported before the workers start, so that each worker starts with them loaded (onnx itself
-# too: forked workers then share it instead of each importing it again).
+# Imported before the workers start, so that each worker starts with them loaded (onnx's
+# protobuf classes too: forked workers then share them instead of each loading them again).
 _PRELOAD = [
     "deconvlint.cli",
     "deconvlint.engine",
     "deconvlint.checks",
     "deconvlint.frontends.onnx",
-    "onnx",
+    "deconvlint.frontends.onnx_skim",
+    "deconvlint.frontends.onnx_walk",
 ]
 
 
@@ -112,6 +113,9 @@ def _context() -> multiprocessing.context.BaseContext:
     if "fork" in methods and threading.active_count() == 1 and "torch" not in sys.modules:
         for module in _PRELOAD:
             importlib.import_module(module)
+        from deconvlint.frontends.onnx_proto import proto
+
+        proto()
         return multiprocessing.get_context("fork")
     if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")

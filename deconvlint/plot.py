@@ -22,6 +22,8 @@ from deconvlint.report import Finding, Report
 PERIODS = 3
 #: Above this many cells on an axis, the values are not written in the cells.
 MAX_LABELLED = 24
+#: At most this many cells of one period per axis are drawn (clipped before they are built).
+MAX_CELLS = 32
 
 
 class PlotError(DeconvlintError):
@@ -50,7 +52,7 @@ def finding_grid(finding: Finding) -> tuple[np.ndarray, str] | None:
     elif m.get("response") is not None:
         grid, what = np.asarray(m["response"], dtype=float), "constant-input response per phase"
     elif m.get("pattern"):
-        axes = [np.asarray(p, dtype=float) for p in m["pattern"]]
+        axes = [np.atleast_1d(np.asarray(p, dtype=float))[:MAX_CELLS] for p in m["pattern"]]
         grid = axes[0]
         for a in axes[1:]:
             grid = np.multiply.outer(grid, a)
@@ -59,7 +61,7 @@ def finding_grid(finding: Finding) -> tuple[np.ndarray, str] | None:
         return None
     while grid.ndim > 2:  # 3-D: the first plane
         grid = grid[0]
-    return np.atleast_2d(grid), what
+    return np.atleast_2d(grid)[:MAX_CELLS, :MAX_CELLS], what
 
 
 def _name(text: str) -> str:

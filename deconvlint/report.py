@@ -131,13 +131,19 @@ class FileResult:
     path: str
     findings: list[Finding] = field(default_factory=list)
     error: str | None = None
+    # What the reader wants the user to know with the findings (``Graph.report_notes``): the
+    # torch reader used when the first one's graph was not used, layers it could not place.
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "path": self.path,
             "error": self.error,
             "findings": [f.to_dict() for f in self.findings],
         }
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
 
 
 @dataclass

@@ -76,7 +76,7 @@ def test_wrong_input_shape_states_the_torch_error_once() -> None:
         deconvlint.check(model, torch.randn(1, 4, 8, 8))
     text = str(raised.value)
     assert text.count("expected input[1, 4, 8, 8]") == 1, text
-    assert text.startswith("could not read the model: fx, export, hooks: the model does not run")
+    assert text.startswith("could not read the model: hooks, fx, export: the model does not run")
 
 
 def test_a_top_level_function_has_one_colon() -> None:

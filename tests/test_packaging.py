@@ -60,7 +60,7 @@ def test_wheel_ships_the_catalogue_and_runs_outside_the_repo(tmp_path: Path) -> 
         sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("deconvlint/_catalogue/DL"))
         == RULE_FILES
     )
-    assert "deconvlint/cli.py" in names
+    assert "deconvlint/cli.py" in names and "deconvlint/catalogue.json" in names
     assert not [n for n in names if n.startswith(("tests/", "examples/"))]
 
     env_dir = tmp_path / "venv"

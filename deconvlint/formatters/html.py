@@ -65,12 +65,14 @@ document.querySelectorAll("button.copy").forEach(function (button) {
 
 def _grid(pattern: Any) -> tuple[list[list[float]], str] | None:
     """One period of the coverage as rows x columns (outer product of the axis patterns), and
-    what the picture shows; ``None`` when the pattern is not a numeric list per axis."""
+    what the picture shows; ``None`` when the pattern is not a numeric list per axis.  Each axis
+    is clipped to the cells drawn before the product, so the cost does not depend on the
+    period."""
     axes = text_format._axis_patterns(pattern)
     if not axes or not all(axes):
         return None
     try:
-        values = [[float(v) for v in axis] for axis in axes]
+        values = [[float(v) for v in axis[:HEATMAP_MAX_CELLS]] for axis in axes]
     except (TypeError, ValueError):
         return None
     if not all(math.isfinite(v) for axis in values for v in axis):
@@ -95,17 +97,27 @@ def _colour(fraction: float) -> str:
     return "#" + "".join(f"{c:02x}" for c in rgb)
 
 
-def heatmap(pattern: Any) -> str:
+def heatmap(pattern: Any, period: Any = None) -> str:
     """An inline SVG of the interior coverage over a few periods, or ``""`` when there is no
-    numeric per-axis pattern.  Holes (zero coverage) are outlined in red."""
+    numeric per-axis pattern.  Holes (zero coverage) are outlined in red.  At most
+    HEATMAP_MAX_CELLS cells per axis are drawn, whatever the period; a period longer than that
+    (or than the entries listed, as ``period`` tells) is drawn in part, without an outline.
+
+    >>> heatmap([[1, 2] * 2000] * 2).count("<rect") <= HEATMAP_MAX_CELLS**2
+    True
+    """
     found = _grid(pattern)
     if found is None:
         return ""
-    period, caption = found
-    rows = [period[i % len(period)] for i in range(len(period) * _tiles(len(period)))]
-    width = len(period[0]) * _tiles(len(period[0]))
-    rows = [[row[j % len(row)] for j in range(width)] for row in rows][:HEATMAP_MAX_CELLS]
-    rows = [row[:HEATMAP_MAX_CELLS] for row in rows]
+    grid, caption = found
+    listed = text_format._axis_patterns(pattern) or []
+    lengths = [len(a) for a in listed]
+    if isinstance(period, (list, tuple)) and len(period) == len(lengths):
+        lengths = [p if isinstance(p, int) else n for p, n in zip(period, lengths, strict=True)]
+    whole = all(n <= HEATMAP_MAX_CELLS for n in lengths)
+    height = min(HEATMAP_MAX_CELLS, len(grid) * _tiles(len(grid)))
+    width = min(HEATMAP_MAX_CELLS, len(grid[0]) * _tiles(len(grid[0])))
+    rows = [[grid[i % len(grid)][j % len(grid[0])] for j in range(width)] for i in range(height)]
     low, top = min(min(row) for row in rows), max(max(row) for row in rows)
     span = top - low
     cells = []
@@ -120,10 +132,13 @@ def heatmap(pattern: Any) -> str:
             )
     h, w = len(rows) * CELL, len(rows[0]) * CELL
     one = (
-        f'<rect x="0" y="0" width="{len(period[0]) * CELL}" height="{len(period) * CELL}" '
+        f'<rect x="0" y="0" width="{len(grid[0]) * CELL}" height="{len(grid) * CELL}" '
         'fill="none" stroke="#ff8f00" stroke-width="2"/>'
+        if whole
+        else ""
     )
-    values = sorted({v for row in period for v in row})
+    shown = "one period outlined" if whole else "the first cells of a longer period"
+    values = sorted({v for row in grid for v in row})
     legend = ", ".join(text_format.fmt_number(v) for v in values[:8]) + (
         ", ..." if len(values) > 8 else ""
     )
@@ -132,9 +147,13 @@ def heatmap(pattern: Any) -> str:
         f'viewBox="0 0 {w} {h}" role="img" aria-label="coverage heatmap">'
         + "".join(cells)
         + one
-        + f"</svg><figcaption>interior coverage, {escape(caption)}; one period outlined; "
+        + f"</svg><figcaption>interior coverage, {escape(caption)}; {shown}; "
         f"lightest = least, darkest = most coverage; values {escape(legend)}</figcaption></figure>"
     )
+
+
+def _heatmap(metrics: Mapping[str, Any]) -> str:
+    return heatmap(metrics.get("pattern"), metrics.get("period"))
 
 
 def _severity(severity: str) -> str:
@@ -196,7 +215,7 @@ def _finding(path: str, finding: Finding, index: int) -> str:
         f'<p class="muted"><code>{escape(path)}</code> : <code>{escape(finding.node)}</code></p>'
         f"<p>{escape(finding.message)}</p>"
         f'<div class="row"><div>{_details(finding)}</div>'
-        f"<div>{heatmap((finding.metrics or {}).get('pattern'))}</div></div>"
+        f"<div>{_heatmap(finding.metrics or {})}</div></div>"
         f"{_suggestions(finding)}</section>"
     )
 

@@ -110,11 +110,18 @@ def _axis_patterns(pattern: Any) -> list[list[Any]] | None:
 
 
 def _pattern_line(axes: list[list[Any]], period: Any) -> str:
+    """``H [1, 2] x W [1, 2], period 2x2``; an axis listed in part (its period is longer than
+    the entries a finding lists) ends in ``...``."""
     names = _AXIS_NAMES.get(len(axes), tuple(f"axis{i}" for i in range(len(axes))))
-    text = " x ".join(f"{names[i]} {fmt_value(p)}" for i, p in enumerate(axes))
     periods = [
         p for p in (period if isinstance(period, (list, tuple)) else [period]) if p is not None
     ]
+    per_axis = periods if len(periods) == len(axes) else [None] * len(axes)
+    longer = [isinstance(n, int) and n > len(p) for p, n in zip(axes, per_axis, strict=True)]
+    text = " x ".join(
+        f"{names[i]} {fmt_value(p)[:-1] + ', ...]' if longer[i] else fmt_value(p)}"
+        for i, p in enumerate(axes)
+    )
     if periods:  # one per axis: "period 2x2"
         text += ", period " + "x".join(fmt_value(p) for p in periods)
     return f"pattern: {text}"
@@ -196,6 +203,15 @@ def format_finding(path: str, finding: Finding, color: bool = False) -> str:
     return "\n".join([header, *finding_details(finding)])
 
 
+def format_note(path: str, note: str) -> str:
+    """``path: note: text`` on one line (the torch reader's notes: see ``FileResult.notes``).
+
+    >>> format_note("<Decoder>", "read by fx: hooks could not read the model: ...")
+    '<Decoder>: note: read by fx: hooks could not read the model: ...'
+    """
+    return f"{path}: note: {' '.join(note.split())}"
+
+
 def plural(count: int, word: str, many: str | None = None) -> str:
     """``1 finding``, ``2 findings``, ``2 fixes`` (``many``); ``info`` has no plural.
 
@@ -235,6 +251,9 @@ def format_summary(report: Report) -> str:
 def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
     """Every finding, a blank line between them, then the summary line."""
     blocks = [format_finding(r.path, f, style.color) for r in report.results for f in r.findings]
+    notes = [format_note(r.path, note) for r in report.results for note in r.notes]
+    if notes:
+        blocks.append("\n".join(notes))
     text = "\n\n".join(blocks)
     if style.summary:
         text = f"{text}\n\n{format_summary(report)}" if text else format_summary(report)

@@ -21,6 +21,7 @@ filter such as a blur), and then only from inside the model's folder.  Every fai
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,16 +98,21 @@ def _load_full(file: Path) -> Any:
         return onnx.load_model_from_string(handle.read(), format=fmt)
 
 
+#: Suffixes onnx reads as binary protobuf (``.onnx``, ``.pb``) or does not know (none).
+_PROTOBUF_SUFFIXES = ("", ".onnx", ".pb")
+
+
 def _open_skimmed(file: Path) -> Any:
     """The skimmed model, or ``None`` when only ``onnx.load`` reads this file (a text format
     chosen by the file's extension, or protobuf groups)."""
-    from onnx import serialization
-
     from deconvlint.frontends.onnx_skim import NeedsFullParse, SkimmedModel
 
-    fmt = serialization.registry.get_format_from_file_extension(file.suffix)
-    if fmt not in (None, "protobuf"):
-        return None
+    if file.suffix not in _PROTOBUF_SUFFIXES:  # onnx's registry knows the others
+        from onnx import serialization
+
+        fmt = serialization.registry.get_format_from_file_extension(file.suffix)
+        if fmt not in (None, "protobuf"):
+            return None
     try:
         return SkimmedModel.open(file)
     except NeedsFullParse:
@@ -175,11 +181,12 @@ def _check_text(model: Any) -> None:
         raise LoadError("not an ONNX model: a name is not valid UTF-8 text")
 
 
-def _check_envelope(model: Any) -> int:
-    """The default-domain opset, after checking this is an ONNX model at all."""
-    from onnx import ModelProto, defs
+def _check_envelope(model: Any) -> int | None:
+    """The default-domain opset (``None``: the model imports none, and uses no default-domain
+    op: the newest one is meant), after checking this is an ONNX model at all."""
+    from deconvlint.frontends.onnx_proto import proto
 
-    if not isinstance(model, ModelProto):
+    if not isinstance(model, proto().ModelProto):
         raise LoadError(f"not an ONNX model (got {type(model).__name__})")
     if model.ir_version <= 0 and not model.opset_import:
         raise LoadError("not an ONNX model (no IR version, no opset)")
@@ -190,7 +197,7 @@ def _check_envelope(model: Any) -> int:
     if opset is None or opset <= 0:
         if any(n.domain in ("", "ai.onnx") for n in model.graph.node):
             raise LoadError("the model imports no ai.onnx opset")
-        opset = defs.onnx_opset_version()
+        return None
     return opset
 
 
@@ -198,42 +205,66 @@ def _check_envelope(model: Any) -> int:
 INFERENCE_TIMEOUT = 120.0
 
 
-def _infer(work: Any) -> Any:
-    from onnx import shape_inference
-
-    return shape_inference.infer_shapes(work, check_type=False, strict_mode=False, data_prop=True)
+_KNOWN = struct.Struct("<I")
 
 
-def _infer_in_child(work: Any) -> Any:
+def _infer(serialized: bytes) -> bytes:
+    """``onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+    data_prop=True)`` on a serialized model, by onnx's C++ library (no ``import onnx``); the
+    reply starts with the newest default-domain opset that library knows (``_KNOWN``)."""
+    from deconvlint.frontends.onnx_proto import cpp
+
+    library = cpp()
+    known = library.defs.schema_version_map()[""][1]
+    return _KNOWN.pack(known) + library.shape_inference.infer_shapes(serialized, False, False, True)
+
+
+def _infer_in_child(serialized: bytes) -> bytes:
     """Shape inference in a forked worker (:mod:`deconvlint.frontends.onnx_infer`): onnx's C++
-    aborts on some corrupt models, which must not take the checker down.  Returns the inferred
-    model, or raises RuntimeError."""
+    aborts on some corrupt models, which must not take the checker down.  Returns what
+    :func:`_infer` returns, or raises RuntimeError."""
     from deconvlint.frontends.onnx_infer import WORKER
 
-    return WORKER.run(work, _infer, INFERENCE_TIMEOUT)
+    return WORKER.run(serialized, _infer, INFERENCE_TIMEOUT)
 
 
 def prestart_inference() -> None:
-    """Fork the shape-inference worker now and let it warm up while this process goes on
-    (where processes fork); the CLI calls it before loading its configuration.
-
-    onnx is imported first, here: a worker forked before that would import it again, which
-    costs as much CPU as the rest of a one-file run (ml_dtypes 0.7 alone takes ~0.7 s)."""
+    """Fork the shape-inference worker now and let it warm up (load onnx's C++ library and
+    build its operator schemas) while this process goes on (where processes fork); the CLI
+    calls it before loading its configuration."""
     if hasattr(os, "fork"):
-        import onnx  # noqa: F401
-
         from deconvlint.frontends.onnx_infer import WORKER
 
         WORKER.prestart(_infer)
 
 
-def _infer_shapes(work: Any, notes: list[str]) -> Any:
+def _infer_shapes(work: Any, notes: list[str]) -> tuple[Any, int | None]:
+    """The inferred working copy and the newest opset onnx knows (``None`` when inference
+    failed: a note says so, and the copy is returned as it was)."""
+    from deconvlint.frontends.onnx_proto import proto
+
     try:
-        return _infer_in_child(work) if hasattr(os, "fork") else _infer(work)
+        if hasattr(os, "fork"):
+            reply = _infer_in_child(work.SerializeToString())
+        else:  # in this process: the C++ library through onnx's own package
+            import onnx  # noqa: F401
+
+            reply = _infer(work.SerializeToString())
+        (known,) = _KNOWN.unpack_from(reply)
+        return proto().ModelProto.FromString(reply[_KNOWN.size :]), known
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         notes.append(_one_line(f"shape inference failed: {first}"))
-        return work
+        return work, None
+
+
+def _newest_opset(known: int | None) -> int:
+    """The newest default-domain opset onnx knows: ``known`` as the worker said, else onnx's."""
+    if known is not None:
+        return known
+    from onnx import defs
+
+    return defs.onnx_opset_version()
 
 
 def _convert(
@@ -243,8 +274,6 @@ def _convert(
     full_tensor: Callable[[str], Any] | None,
     deferred_size: Callable[[str], int | None] | None = None,
 ) -> Graph:
-    from onnx import defs
-
     from deconvlint.frontends.onnx_prepare import working_copy
     from deconvlint.frontends.onnx_tensors import check_external_locations, check_tensor_sizes
     from deconvlint.frontends.onnx_walk import Scope, Walker
@@ -252,14 +281,13 @@ def _convert(
     opset = _check_envelope(model)
     check_external_locations(model, base_dir)
     check_tensor_sizes(model, deferred_size)
-    notes: list[str] = []
-    if opset > defs.onnx_opset_version():
-        notes.append(
-            f"opset {opset} is newer than this onnx package knows ({defs.onnx_opset_version()})"
-        )
-    work, prepare_notes = working_copy(model)
-    notes += prepare_notes
-    work = _infer_shapes(work, notes)
+    work, notes = working_copy(model)
+    work, known = _infer_shapes(work, notes)
+    if opset is None:
+        opset = _newest_opset(known)
+    elif opset > _newest_opset(known):
+        newest = _newest_opset(known)
+        notes.insert(0, f"opset {opset} is newer than this onnx package knows ({newest})")
     originals = {t.name: t for t in model.graph.initializer}
     initializers = set(originals)
     walker = Walker(opset, base_dir, originals, full_tensor)

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from deconvlint.frontends.onnx_proto import np_dtype, to_array
+
 #: Largest tensor the folder materialises (shape vectors and scale lists are far smaller).
 MAX_ELEMENTS = 4096
 
@@ -144,10 +146,8 @@ def _elementwise(fn: Callable[..., np.ndarray], *args: Folded) -> Folded:
 
 @_folder("Constant")
 def _constant(inputs, attrs, opset):
-    from onnx import numpy_helper
-
     if "value" in attrs:
-        return [Folded.known(numpy_helper.to_array(attrs["value"]))]
+        return [Folded.known(to_array(attrs["value"]))]
     for key, dtype in (
         ("value_float", np.float32),
         ("value_floats", np.float32),
@@ -296,16 +296,10 @@ def _transpose(inputs, attrs, opset):
 
 @_folder("ConstantOfShape")
 def _constant_of_shape(inputs, attrs, opset):
-    from onnx import numpy_helper
-
     shape = _known_ints(inputs[0])
     if shape is None or not _fits(shape):
         return None
-    fill = (
-        numpy_helper.to_array(attrs["value"]).reshape(-1)[0]
-        if "value" in attrs
-        else (np.float32(0))
-    )
+    fill = to_array(attrs["value"]).reshape(-1)[0] if "value" in attrs else (np.float32(0))
     return [Folded.known(np.full(shape, fill, dtype=np.asarray(fill).dtype))]
 
 
@@ -333,11 +327,9 @@ def _expand(inputs, attrs, opset):
 
 @_folder("Cast")
 def _cast(inputs, attrs, opset):
-    from onnx import helper
-
     if inputs[0] is None or "to" not in attrs:
         return None
-    dtype = helper.tensor_dtype_to_np_dtype(attrs["to"])
+    dtype = np_dtype(attrs["to"])
     if dtype.kind not in "biuf":
         return None
     return [Folded(inputs[0].value.astype(dtype), inputs[0].symbols)]

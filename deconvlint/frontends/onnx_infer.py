@@ -11,15 +11,17 @@ The first inference in a process also builds onnx's operator-schema registry (~1
 :meth:`InferenceWorker.prestart` forks the worker early and has it build the registry while
 the parent loads its configuration and reads the model, so a one-file run does not wait for it.
 
->>> from onnx import helper, TensorProto
+Requests and replies are bytes: a serialized model in, whatever ``infer`` makes of it out.
+
+>>> from onnx import helper, TensorProto, ModelProto
 >>> node = helper.make_node("Relu", ["x"], ["y"])
 >>> graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(
 ...     "x", TensorProto.FLOAT, [1, 2])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
 >>> model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
->>> def infer(m):
+>>> def infer(serialized):
 ...     from onnx import shape_inference
-...     return shape_inference.infer_shapes(m)
->>> inferred = WORKER.run(model, infer, timeout=60)
+...     return shape_inference.infer_shapes(ModelProto.FromString(serialized)).SerializeToString()
+>>> inferred = ModelProto.FromString(WORKER.run(model.SerializeToString(), infer, timeout=60))
 >>> [d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim]
 [1, 2]
 """
@@ -27,6 +29,7 @@ the parent loads its configuration and reads the model, so a one-file run does n
 from __future__ import annotations
 
 import atexit
+import contextlib
 import faulthandler
 import os
 import select
@@ -64,20 +67,16 @@ def _write_all(fd: int, payload: bytes) -> None:
 
 
 def warm_up() -> None:
-    """Build onnx's operator-schema registry, which every inference needs; a failure here is
-    left for the first real request to meet and report."""
-    try:
-        from onnx import defs
+    """Load onnx's C++ library and build its operator-schema registry, which every inference
+    needs; a failure here is left for the first real request to meet and report."""
+    from deconvlint.frontends import onnx_proto
 
-        defs.get_schema("Relu")
-    except Exception:
-        pass
+    with contextlib.suppress(Exception):
+        onnx_proto.cpp().defs.get_schema("Relu")
 
 
-def _serve(requests: int, replies: int, infer: Callable[[Any], Any]) -> None:
-    """The worker's loop: a length-prefixed model in, ``+model`` or ``-message`` out."""
-    from onnx import ModelProto
-
+def _serve(requests: int, replies: int, infer: Callable[[bytes], bytes]) -> None:
+    """The worker's loop: a length-prefixed request in, ``+reply`` or ``-message`` out."""
     while True:
         header = _read_exactly(requests, _HEADER.size, None)
         if header is None:
@@ -86,7 +85,7 @@ def _serve(requests: int, replies: int, infer: Callable[[Any], Any]) -> None:
         if body is None:
             return
         try:
-            reply = b"+" + infer(ModelProto.FromString(body)).SerializeToString()
+            reply = b"+" + infer(body)
         except Exception as exc:
             reply = b"-" + (str(exc) or type(exc).__name__).encode("utf-8", "replace")
         _write_all(replies, _HEADER.pack(len(reply)) + reply)
@@ -192,13 +191,10 @@ class InferenceWorker:
             return RuntimeError(f"onnx crashed on this model (signal {os.WTERMSIG(status)})")
         return RuntimeError("the shape inference process failed")
 
-    def run(self, model: Any, infer: Callable[[Any], Any], timeout: float) -> Any:
-        """``infer(model)`` in the worker; RuntimeError if it fails, crashes or overruns."""
-        from onnx import ModelProto
-
+    def run(self, payload: bytes, infer: Callable[[bytes], bytes], timeout: float) -> bytes:
+        """``infer(payload)`` in the worker; RuntimeError if it fails, crashes or overruns."""
         with self._lock:
             self._ensure(infer)
-            payload = model.SerializeToString()
             try:
                 _write_all(self._requests, _HEADER.pack(len(payload)) + payload)
                 deadline = time.monotonic() + timeout
@@ -216,7 +212,7 @@ class InferenceWorker:
                 raise self._crashed()
         if body[:1] == b"-":
             raise RuntimeError(body[1:].decode("utf-8", "replace"))
-        return ModelProto.FromString(body[1:])
+        return body[1:]
 
 
 WORKER = InferenceWorker()

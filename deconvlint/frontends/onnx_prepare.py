@@ -23,6 +23,7 @@ from typing import Any
 
 from deconvlint.errors import LoadError
 from deconvlint.frontends.onnx_fold import MAX_ELEMENTS
+from deconvlint.frontends.onnx_proto import proto as _proto
 from deconvlint.frontends.onnx_tensors import element_count, is_external
 
 _MAX_FUNCTION_DEPTH = 32
@@ -105,7 +106,7 @@ def outer_refs(graph: Any) -> list[str]:
 
 def _rename_refs(graph: Any, mapping: dict[str, str]) -> Any:
     """A copy of ``graph`` whose references to enclosing values follow ``mapping``."""
-    from onnx import GraphProto
+    GraphProto = _proto().GraphProto
 
     inner = {k: v for k, v in mapping.items() if k not in defined_names(graph)}
     copy = GraphProto()
@@ -137,7 +138,7 @@ class Preparer:
         self.notes: list[str] = []
 
     def nodes(self, nodes: Any, depth: int = 0) -> list[Any]:
-        from onnx import NodeProto
+        NodeProto = _proto().NodeProto
 
         result = []
         for node, name in zip(nodes, assign_names(nodes), strict=True):
@@ -157,7 +158,7 @@ class Preparer:
         return result
 
     def graph(self, graph: Any, depth: int = 0) -> Any:
-        from onnx import GraphProto
+        GraphProto = _proto().GraphProto
 
         copy = GraphProto()
         copy.CopyFrom(graph)
@@ -166,7 +167,7 @@ class Preparer:
         return copy
 
     def _expand(self, call: Any, call_name: str, function: Any, depth: int) -> list[Any]:
-        from onnx import NodeProto
+        NodeProto = _proto().NodeProto
 
         if depth > _MAX_FUNCTION_DEPTH:
             raise LoadError(
@@ -227,7 +228,7 @@ class Preparer:
 
 def _stub(tensor: Any) -> Any:
     """The tensor's name, type and dims without its data."""
-    from onnx import TensorProto
+    TensorProto = _proto().TensorProto
 
     stub = TensorProto()
     stub.name, stub.data_type = tensor.name, tensor.data_type
@@ -237,7 +238,7 @@ def _stub(tensor: Any) -> Any:
 
 def working_copy(model: Any) -> tuple[Any, list[str]]:
     """The model the walker reads, and notes about what was approximated."""
-    from onnx import ModelProto
+    ModelProto = _proto().ModelProto
 
     preparer = Preparer(model)
     work = ModelProto()

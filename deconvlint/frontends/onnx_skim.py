@@ -40,6 +40,7 @@ import numpy as np
 
 from deconvlint.files import open_regular
 from deconvlint.frontends.onnx_fold import MAX_ELEMENTS
+from deconvlint.frontends.onnx_proto import proto as _proto
 from deconvlint.frontends.onnx_tensors import element_count, is_external, read_tensor
 
 __all__ = ["NeedsFullParse", "SkimError", "SkimmedModel", "skim_bytes"]
@@ -263,7 +264,7 @@ Deferred = tuple[tuple[int, int], list[tuple[int, int]]]
 
 
 def _skim_graph(buf: Any, start: int, end: int, deferred: dict[str, Deferred]) -> bytes:
-    from onnx import TensorProto
+    TensorProto = _proto().TensorProto
 
     pieces = _Pieces(buf)
     for field, wire, f_start, v_start, v_end in _fields(buf, start, end):
@@ -327,7 +328,7 @@ class SkimmedModel:
     def open(cls, path: str | os.PathLike) -> SkimmedModel:
         """Map and skim ``path``; raises OSError, :class:`SkimError`, :class:`NeedsFullParse`
         or protobuf's DecodeError."""
-        from onnx import ModelProto
+        ModelProto = _proto().ModelProto
 
         file = Path(os.fspath(path))
         with open_regular(file) as handle:
@@ -355,7 +356,7 @@ class SkimmedModel:
         """The whole ``TensorProto`` of top-level initializer ``name`` (``KeyError`` when there
         is none); a deferred one is read from the file and parsed now (``ValueError`` when the
         file changed or the bytes do not parse)."""
-        from onnx import TensorProto
+        TensorProto = _proto().TensorProto
 
         if name not in self._deferred:
             for tensor in reversed(self.model.graph.initializer):

@@ -23,12 +23,14 @@ import numpy as np
 
 from deconvlint.errors import LoadError
 from deconvlint.files import open_regular
+from deconvlint.frontends.onnx_proto import np_dtype, to_array
+from deconvlint.frontends.onnx_proto import proto as _proto
 
 _MAX_SYMLINK_HOPS = 40
 
 
 def is_external(tensor: Any) -> bool:
-    from onnx import TensorProto
+    TensorProto = _proto().TensorProto
 
     return tensor.data_location == TensorProto.EXTERNAL
 
@@ -224,7 +226,7 @@ def read_tensor(tensor: Any, base_dir: Path | None, max_elements: int | None = N
 
     Raises ``ValueError`` with a short reason when it cannot be read.
     """
-    from onnx import TensorProto, numpy_helper
+    TensorProto = _proto().TensorProto
 
     count = element_count(tensor)
     if count is None:
@@ -232,11 +234,11 @@ def read_tensor(tensor: Any, base_dir: Path | None, max_elements: int | None = N
     if max_elements is not None and count > max_elements:
         raise ValueError(f"tensor {tensor.name!r} is too large ({count} elements)")
     if not is_external(tensor):
-        return numpy_helper.to_array(tensor)
+        return to_array(tensor)
     inline = TensorProto()
     inline.CopyFrom(tensor)
     inline_external(inline, base_dir)
-    return numpy_helper.to_array(inline)
+    return to_array(inline)
 
 
 def inline_external(tensor: Any, base_dir: Path | None) -> None:
@@ -245,7 +247,7 @@ def inline_external(tensor: Any, base_dir: Path | None) -> None:
 
     Raises ``ValueError`` with a short reason when they cannot be read.
     """
-    from onnx import TensorProto, helper
+    TensorProto = _proto().TensorProto
 
     if base_dir is None:
         raise ValueError(
@@ -259,7 +261,7 @@ def inline_external(tensor: Any, base_dir: Path | None) -> None:
     if count is None:
         raise ValueError(f"tensor {tensor.name!r} has negative dims {list(tensor.dims)}")
     info = external_info(tensor)
-    itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    itemsize = np_dtype(tensor.data_type).itemsize
     nbytes = count * itemsize
     offset = int(info.get("offset", 0) or 0)
     length = int(info.get("length", nbytes) or nbytes)

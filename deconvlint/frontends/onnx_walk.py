@@ -231,10 +231,10 @@ class Walker:
                     self._tensors[outputs[0]] = attr.t
         if not can_fold(node.op_type):
             return
-        from onnx import helper
+        from deconvlint.frontends.onnx_proto import attribute_value
 
         try:
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            attrs = {a.name: attribute_value(a) for a in node.attribute}
         except Exception:
             return
         if node.op_type in ("Shape", "Size") and inputs:

@@ -1,14 +1,19 @@
 """The torch front end: an ``nn.Module`` (or an ``ExportedProgram``) in, a :class:`Graph` out.
 
-Three readers are tried in turn, and the first that reads the model wins:
+With example inputs, the model's forward runs once and is recorded (reader ``hooks``: forward
+hooks on every module and a ``TorchFunctionMode``, see :mod:`.torch_hooks`); it sees what the
+model runs, branches, list inputs and ``autograd.Function`` included, for about the cost of that
+forward.  Its graph is used when it holds every upsampling module the forward called (the
+completeness check); otherwise these are tried in turn and the first complete one is used:
 
 1. ``fx``: ``torch.fx`` symbolic tracing (standard ``torch.nn`` modules are leaves), with
-   the traced graph run on the example inputs, when given, for static shapes;
-2. ``export``: ``torch.export.export(strict=False)`` and the aten graph (needs example inputs);
-   reads models fx cannot (control flow on sizes, ``len()`` and iteration over tensors);
-3. ``hooks``: one real forward pass with forward hooks on every module and a
-   ``TorchFunctionMode`` recording functional calls (needs example inputs); reads models whose
-   control flow depends on the data.
+   the traced graph run on the example inputs, when given, for static shapes; the only reader
+   without example inputs;
+2. ``export``: ``torch.export.export(strict=False)`` and the aten graph (needs example inputs).
+
+When none is complete, the graph that misses the fewest layers is used and
+``Graph.report_notes`` names the layers it could not place.  Every reader leaves the model as
+it found it (:mod:`.torch_state`).
 
 Every forward pass the front end runs happens in eval mode (the modules' ``training`` flags
 are restored afterwards, so batch-norm statistics never change) and without autograd.  With
@@ -21,6 +26,8 @@ checker, and the readers after it are not tried (fx may leave its patches in pla
 >>> graph, reader = load_module(model)
 >>> reader, [(n.name, n.op_type, n.kind.value) for n in graph.nodes]
 ('fx', [('0', 'ConvTranspose2d', 'conv_transpose')])
+>>> load_module(model, (torch.randn(1, 4, 8, 8),))[1]
+'hooks'
 """
 
 from __future__ import annotations
@@ -167,10 +174,15 @@ def load_module(
 ) -> tuple[Graph, str]:
     """Read ``model`` into a :class:`Graph`; returns it with the reader's name.
 
-    ``"fx"``, ``"export"`` or ``"hooks"``: see the module docstring.  Raises
+    With example inputs: ``"hooks"``, the forward pass the model runs; ``"fx"`` or ``"export"``
+    only when the recording could not place an upsampling layer the forward ran and their
+    graph holds every one of them (the completeness check).  Without: ``"fx"``.  The model is
+    left as it was found (:mod:`~deconvlint.frontends.torch_state`).  Raises
     :class:`TraceError` with one line naming each reader's failure.
     """
     import torch
+
+    from deconvlint.frontends.torch_state import kept
 
     if not isinstance(model, torch.nn.Module):
         raise TraceError(f"not a torch.nn.Module: {type(model).__name__}")
@@ -184,23 +196,54 @@ def load_module(
                 "shapes from a first forward pass: example inputs are needed"
             )
         with _eval_mode(model, flags), _one_thread():
-            _materialize(model, inputs, run)
+            _materialize(model, inputs, run)  # as the model's first use would: not undone
+        flags, _ = _walk(model)
+    with _eval_mode(model, flags), _one_thread(), kept(model) as state:
+        return _first_complete(model, inputs, timeout, state)
+
+
+def _first_complete(
+    model: Any, inputs: tuple[Any, ...] | None, timeout: float | None, state: Any
+) -> tuple[Graph, str]:
+    """The first reader whose graph holds every upsampling layer the forward ran; ``state``
+    (a :class:`~deconvlint.frontends.torch_state.ModelState`) restores the model before the
+    next reader (the caller restores it after the last)."""
     failures: list[tuple[str, str]] = []
-    with _eval_mode(model, flags), _one_thread():
-        for reader in ("fx", "export", "hooks"):
-            if reader != "fx" and inputs is None:
-                failures.append((reader, "needs example inputs"))
-                continue
-            try:
+    required: tuple[str, ...] = ()
+    incomplete: list[tuple[Graph, str, list[str]]] = []
+    readers = ("hooks", "fx", "export") if inputs is not None else ("fx",)
+    for reader in readers:
+        try:
+            if reader == "hooks":
+                assert inputs is not None
+                recording = _record(model, inputs, timeout)
+                graph, required = recording.graph, recording.required
+                missing = [f"{name!r} ({why})" for name, why in recording.unplaced.items()]
+            else:
                 graph = _read(reader, model, inputs, timeout)
-            except ReaderTimeout as exc:
-                failures.append((reader, f"the forward pass {exc}"))
-                break
-            except Exception as exc:
-                failures.append((reader, _one_line(exc)))
-                continue
-            graph.notes[:0] = [f"{name} could not read the model: {why}" for name, why in failures]
-            return graph, reader
+                names = {node.name for node in graph.nodes}
+                missing = [repr(name) for name in required if name not in names]
+        except ReaderTimeout as exc:
+            failures.append((reader, f"the forward pass {exc}"))
+            break
+        except Exception as exc:
+            failures.append((reader, _one_line(exc)))
+            state.restore()
+            continue
+        if missing:
+            state.restore()
+            incomplete.append((graph, reader, missing))
+            failures.append((reader, f"its graph misses {', '.join(missing)}"))
+            continue
+        return _noted(graph, failures, reader), reader
+    if inputs is None:
+        failures += [("hooks", "needs example inputs"), ("export", "needs example inputs")]
+    if incomplete:  # no reader placed every layer: the one that missed fewest, and say so
+        graph, reader, missing = min(incomplete, key=lambda item: len(item[2]))
+        graph.report_notes.append(
+            f"{reader}: could not place on a coverage path: {', '.join(missing)}"
+        )
+        return _noted(graph, [f for f in failures if f[0] != reader], reader), reader
     raise TraceError("could not read the model: " + _failures_text(failures))
 
 
@@ -211,10 +254,10 @@ def _failures_text(failures: list[tuple[str, str]]) -> str:
     """Each cause once, with the readers that failed for it: a model that raises the same
     error under every reader (a wrong input shape) gets that error stated once.
 
-    >>> _failures_text([("fx", _DOES_NOT_RUN + "E: x"), ("export", "E: x"), ("hooks", "E: x")])
-    'fx, export, hooks: the model does not run on the example inputs: E: x'
-    >>> _failures_text([("fx", "A"), ("export", "B"), ("hooks", "B")])
-    'fx: A; export, hooks: B'
+    >>> _failures_text([("hooks", "E: x"), ("fx", _DOES_NOT_RUN + "E: x"), ("export", "E: x")])
+    'hooks, fx, export: the model does not run on the example inputs: E: x'
+    >>> _failures_text([("fx", "A"), ("hooks", "B"), ("export", "B")])
+    'fx: A; hooks, export: B'
     """
     causes: dict[str, list[str]] = {}
     shown: dict[str, str] = {}
@@ -226,15 +269,31 @@ def _failures_text(failures: list[tuple[str, str]]) -> str:
     return "; ".join(f"{', '.join(names)}: {shown[cause]}" for cause, names in causes.items())
 
 
+def _noted(graph: Graph, failures: list[tuple[str, str]], reader: str) -> Graph:
+    notes = [f"{name} could not read the model: {why}" for name, why in failures]
+    graph.notes[:0] = notes
+    if failures:
+        graph.report_notes.insert(0, f"read by {reader}: " + "; ".join(notes))
+    return graph
+
+
+def _record(model: Any, inputs: tuple[Any, ...], timeout: float | None) -> Any:
+    from deconvlint.frontends.torch_hooks import record_forward
+
+    return record_forward(model, inputs, _runner(timeout))
+
+
 def read_with(
     reader: str, model: Any, example_inputs: Any = None, *, timeout: float | None = None
 ) -> Graph:
     """One reader only (``"fx"``, ``"export"`` or ``"hooks"``), no fallback: for tests and for
     comparing readers.  Errors propagate as the reader raised them."""
+    from deconvlint.frontends.torch_state import kept
+
     inputs = _inputs_tuple(example_inputs)
     if reader != "fx" and inputs is None:
         raise TraceError(f"{reader} needs example inputs")
-    with _eval_mode(model), _one_thread():
+    with _eval_mode(model), _one_thread(), kept(model):
         return _read(reader, model, inputs, timeout)
 
 

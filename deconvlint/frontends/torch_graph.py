@@ -84,15 +84,11 @@ class GraphBuilder:
         self.nodes.append(node)
         return node
 
-    def finish(self, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> Graph:
-        """The graph, without the nodes that feed no output."""
-        live = set(outputs)
-        kept: list[Node] = []
-        for node in reversed(self.nodes):
-            if live.intersection(node.outputs):
-                kept.append(node)
-                live.update(node.inputs)
-        kept.reverse()
+    def finish(self, inputs: tuple[str, ...], outputs: tuple[str, ...], keep: Any = ()) -> Graph:
+        """The graph, without the nodes that feed no output nor a node named in ``keep``."""
+        keep = set(keep)
+        live = live_values(self.nodes, outputs, keep)
+        kept = [node for node in self.nodes if live.intersection(node.outputs)]
         used = set(inputs) | set(outputs) | {v for n in kept for v in (*n.inputs, *n.outputs)}
         return Graph(
             name=self.name,
@@ -102,6 +98,17 @@ class GraphBuilder:
             shapes={k: v for k, v in self.shapes.items() if k in used},
             notes=list(dict.fromkeys(self.notes)),
         )
+
+
+def live_values(nodes: list[Node], outputs: Any, keep: Any = ()) -> set[str]:
+    """The values that feed one of ``outputs`` (or a node named in ``keep``), those included."""
+    live = set(outputs)
+    for node in reversed(nodes):
+        if node.name in keep:
+            live.update(node.outputs)
+        if live.intersection(node.outputs):
+            live.update(node.inputs)
+    return live
 
 
 def shape_of(value: Any) -> tuple[int | None, ...] | None:

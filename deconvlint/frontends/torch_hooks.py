@@ -19,15 +19,21 @@ from __future__ import annotations
 
 import inspect
 import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 from deconvlint.frontends.torch_fx import TupleValue
-from deconvlint.frontends.torch_graph import GraphBuilder, shape_of
-from deconvlint.frontends.torch_modules import class_name, is_standard_leaf, module_spec
+from deconvlint.frontends.torch_graph import GraphBuilder, live_values, shape_of
+from deconvlint.frontends.torch_modules import (
+    class_name,
+    is_standard_leaf,
+    is_upsampling_module,
+    module_spec,
+)
 from deconvlint.frontends.torch_names import SourceFinder, caller_source
 from deconvlint.frontends.torch_ops import canonical_name, function_spec
 from deconvlint.frontends.torch_spec import Spec, TensorArg, data_inputs
-from deconvlint.ir import Graph
+from deconvlint.ir import Graph, Kind
 
 
 class HookRecorder:
@@ -39,10 +45,25 @@ class HookRecorder:
         self.torch = torch
         self.builder = GraphBuilder(type(model).__name__)
         self.sources = SourceFinder.for_model(model)
-        self.names = {id(m): name for name, m in model.named_modules()}
-        self.trainable = {id(p): p.requires_grad for p in model.parameters()}
+        self.modules: list[Any] = []
+        # id(module) -> (qualified name, standard leaf, upsampler), found in one walk
+        self.names: dict[int, tuple[str, bool, bool]] = {}
+        self.trainable: dict[int, bool] = {}  # id(parameter) -> requires_grad
+        self.owned: set[int] = set()  # parameters and buffers
+        for name, m in model.named_modules():
+            self.modules.append(m)
+            self.names[id(m)] = (name, is_standard_leaf(m), is_upsampling_module(m))
+            for p in m._parameters.values():
+                if p is not None:
+                    self.trainable[id(p)] = p.requires_grad
+                    self.owned.add(id(p))
+            self.owned.update(id(b) for b in m._buffers.values() if b is not None)
+        self.leaf_depth = 0  # standard leaves on the stack
+        # upsampling module calls by node name: None once recorded, else why they were not
+        self.upsamplers: dict[str, str | None] = {}
+        self.placed_notes: dict[str, str] = {}
         self.tensors: dict[int, tuple[Any, Any]] = {}  # id -> (weakref, TensorArg | TupleValue)
-        self.stack: list[tuple[str, bool]] = []  # (qualified name, is a standard leaf)
+        self.stack: list[tuple[str, bool, bool]] = []  # as in ``names``
         self.busy = False
         self.errors: list[str] = []
 
@@ -85,51 +106,100 @@ class HookRecorder:
             self.remember(t, TensorArg(value, shape_of(t)))
 
     # -- the module stack ---------------------------------------------------------------------
-    def _in_leaf(self) -> bool:
-        return any(leaf for _, leaf in self.stack)
-
     def pre_hook(self, module: Any, args: Any, kwargs: Any) -> None:
-        self.stack.append((self.names.get(id(module), ""), is_standard_leaf(module)))
+        entry = self.names.get(id(module))
+        if entry is None:  # a module the model made during its forward
+            entry = ("", is_standard_leaf(module), is_upsampling_module(module))
+        self.stack.append(entry)
+        self.leaf_depth += entry[1]
 
     def post_hook(self, module: Any, args: Any, kwargs: Any, output: Any) -> None:
         if not self.stack:
             return
-        name, leaf = self.stack.pop()
-        if not leaf or self._in_leaf() or self.busy:
+        name, leaf, upsampler = self.stack.pop()
+        self.leaf_depth -= leaf
+        if not leaf or self.leaf_depth or self.busy:
             return
         self.busy = True
         try:
             call_args, call_kwargs = self.arg(tuple(args)), self.arg(dict(kwargs))
             first = next((t for t in _flat(output) if isinstance(t, self.torch.Tensor)), None)
+            started = self._start_path(args, call_args) if upsampler else None
+            if started is not None:
+                call_args = started
             spec = module_spec(module, call_args, call_kwargs, shape_of(first))
             if spec is None:
                 self._outputs(output, None, None, _all_fixed((call_args, call_kwargs)))
                 return
+            node_name = self.builder.module_name(name)
             value = self.builder.value(name.replace(".", "_") or "out")
             self.builder.add(
-                spec, self.builder.module_name(name), class_name(module), (value,),
-                self.sources.module_source(name),
-            )  # fmt: skip
+                spec, node_name, class_name(module), (value,), self.sources.module_source(name)
+            )
+            if upsampler:
+                self.upsamplers[node_name] = None
+            if started is not None:
+                self.placed_notes[node_name] = _UNTRACED
             if first is not None:
                 self.builder.shapes[value] = shape_of(first)  # type: ignore[assignment]
             self._outputs(output, spec, value, False)
         except Exception as exc:  # recording must never break the user's forward
             self.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            if upsampler:
+                self.upsamplers[name] = f"recording it raised {type(exc).__name__}"
         finally:
             self.busy = False
 
+    def _start_path(self, args: Any, call_args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """An upsampler whose input tensor came from nowhere the recorder saw (an op outside
+        torch, a tensor made by a C extension) starts a coverage path of its own, with a note,
+        rather than disappear from the graph."""
+        if not args or not isinstance(args[0], self.torch.Tensor):
+            return None
+        x = call_args[0]
+        if not isinstance(x, TensorArg) or x.is_data or id(args[0]) in self.owned:
+            return None
+        entry = self.tensors.get(id(args[0]))
+        if entry is not None and entry[0]() is args[0]:
+            return None  # a tensor computed from weights and constants: not data
+        value = self.builder.value("untraced")
+        self.builder.shapes[value] = shape_of(args[0])  # type: ignore[assignment]
+        return (TensorArg(value, shape_of(args[0])), *call_args[1:])
+
     # -- functional calls -------------------------------------------------------------------
+    def _setitem(self, args: Any, call_args: tuple[Any, ...]) -> None:
+        """``y[index] = x`` writes into ``y``: from here on ``y`` carries a BARRIER of both."""
+        target = args[0] if args and isinstance(args[0], self.torch.Tensor) else None
+        inputs = data_inputs(call_args[0], call_args[2:])
+        if target is None or not inputs:
+            return
+        module = self.stack[-1][0] if self.stack else ""
+        value = self.builder.value("setitem")
+        self.builder.add(
+            Spec(Kind.BARRIER, inputs), self.builder.function_name(module, "setitem"),
+            "setitem", (value,), caller_source(),
+        )  # fmt: skip
+        self.builder.shapes[value] = shape_of(target)  # type: ignore[assignment]
+        self.remember(target, TensorArg(value, shape_of(target)))
+
     def function_call(self, func: Any, args: Any, kwargs: Any, result: Any) -> None:
-        if self.busy or self._in_leaf():
+        if self.busy or self.leaf_depth:
             return
         self.busy = True
         try:
             call_args, call_kwargs = self.arg(tuple(args)), self.arg(dict(kwargs or {}))
+            raw = getattr(func, "__name__", None) or str(func)
+            if raw in ("__get__", "__set__"):  # a tensor attribute: x.data, x.real, x.mT
+                if raw == "__set__":
+                    return
+                raw = getattr(getattr(func, "__self__", None), "__name__", raw)
+            shown = canonical_name(raw)
+            if shown == "setitem":
+                self._setitem(args, call_args)
+                return
             if not data_inputs(call_args, call_kwargs):
                 self._outputs(result, None, None, _all_fixed((call_args, call_kwargs)))
                 return
-            raw = getattr(func, "__name__", None) or str(func)
-            shown = canonical_name(raw)
             first = next((t for t in _flat(result) if isinstance(t, self.torch.Tensor)), None)
             if first is None:
                 return
@@ -150,6 +220,9 @@ class HookRecorder:
             self.busy = False
 
 
+_UNTRACED = "its input was not traced back to the model's inputs: its coverage path starts here"
+
+
 def _is_namedtuple(obj: Any) -> bool:
     return isinstance(obj, tuple) and hasattr(obj, "_fields")
 
@@ -157,6 +230,8 @@ def _is_namedtuple(obj: Any) -> bool:
 def _flat(value: Any) -> list[Any]:
     import torch
 
+    if isinstance(value, torch.Tensor):  # most results: pytree costs 10 us a call
+        return [value]
     return torch.utils._pytree.tree_leaves(value)
 
 
@@ -182,19 +257,49 @@ def _input_names(model: Any, count: int) -> list[str]:
     return [params[i] if i < len(params) else f"input{i}" for i in range(count)]
 
 
+@dataclass
+class Recording:
+    """One watched forward: its graph, and the upsampling layers it ran.
+
+    ``required``: the names of the upsampling module calls (and of the conv feeding a
+    PixelShuffle) the forward made, which every reader's graph must hold to be used;
+    ``unplaced``: those the recording could not place, with why.
+    """
+
+    graph: Graph
+    required: tuple[str, ...]
+    unplaced: dict[str, str] = field(default_factory=dict)
+
+
 def read_hooks(model: Any, inputs: tuple[Any, ...], run: Any) -> Graph:
+    """The graph of ``model(*inputs)`` run once under the hooks (:func:`record_forward`)."""
+    return record_forward(model, inputs, run).graph
+
+
+def _graph_inputs(recorder: HookRecorder, model: Any, inputs: tuple[Any, ...]) -> list[str]:
+    """Every tensor among the inputs, also inside lists, tuples and dicts (``forward(self, hs)``
+    called with ``([x],)``): ``hs``, or ``hs_0``, ``hs_1`` ... inside a container."""
+    import torch
+
+    values = []
+    for name, x in zip(_input_names(model, len(inputs)), inputs, strict=True):
+        leaves = _flat(x)
+        tensors = [t for t in leaves if isinstance(t, torch.Tensor)]
+        for index, t in enumerate(tensors):
+            value = recorder.builder.value(name if t is x else f"{name}_{index}")
+            values.append(value)
+            recorder.builder.shapes[value] = shape_of(t)  # type: ignore[assignment]
+            recorder.remember(t, TensorArg(value, shape_of(t)))
+    return values
+
+
+def record_forward(model: Any, inputs: tuple[Any, ...], run: Any) -> Recording:
     """Run ``model(*inputs)`` once under the hooks; ``run(fn)`` applies the timeout."""
     import torch
     from torch.overrides import TorchFunctionMode
 
     recorder = HookRecorder(model)
-    graph_inputs = []
-    for name, x in zip(_input_names(model, len(inputs)), inputs, strict=True):
-        if isinstance(x, torch.Tensor):
-            value = recorder.builder.value(name)
-            graph_inputs.append(value)
-            recorder.builder.shapes[value] = shape_of(x)  # type: ignore[assignment]
-            recorder.remember(x, TensorArg(value, shape_of(x)))
+    graph_inputs = _graph_inputs(recorder, model, inputs)
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
@@ -203,7 +308,7 @@ def read_hooks(model: Any, inputs: tuple[Any, ...], run: Any) -> Graph:
             return result
 
     handles = []
-    for module in model.modules():
+    for module in recorder.modules:
         handles.append(module.register_forward_pre_hook(recorder.pre_hook, with_kwargs=True))
         handles.append(
             module.register_forward_hook(recorder.post_hook, with_kwargs=True, always_call=True)
@@ -223,9 +328,35 @@ def read_hooks(model: Any, inputs: tuple[Any, ...], run: Any) -> Graph:
         arg = recorder.arg(t) if isinstance(t, torch.Tensor) else None
         if isinstance(arg, TensorArg) and arg.is_data:
             outputs.append(arg.value)
-    graph = recorder.builder.finish(tuple(graph_inputs), tuple(outputs))
+    placed = [name for name, why in recorder.upsamplers.items() if why is None]
+    graph = recorder.builder.finish(tuple(graph_inputs), tuple(outputs), keep=placed)
+    unplaced = {name: why for name, why in recorder.upsamplers.items() if why is not None}
+    live = live_values(graph.nodes, graph.outputs)
+    for node in graph.nodes:
+        notes = []
+        if node.name in recorder.placed_notes:
+            notes.append(recorder.placed_notes[node.name])
+        if node.name in recorder.upsamplers and not live.intersection(node.outputs):
+            notes.append("its output reaches no output of the model")
+        if notes:
+            node.notes = (*node.notes, *notes)
+            graph.report_notes.append(f"{node.name!r}: {'; '.join(notes)}")
     if recorder.errors:
         graph.notes.append(
             f"hooks: {len(recorder.errors)} calls not recorded: {recorder.errors[0]}"
         )
-    return graph
+    return Recording(graph, _required(graph, placed), unplaced)
+
+
+def _required(graph: Graph, placed: list[str]) -> tuple[str, ...]:
+    """The placed upsamplers and the convs whose output a PixelShuffle reads."""
+    producers = graph.producers()
+    feeding = [
+        producer.name
+        for node in graph.nodes
+        if node.kind is Kind.DEPTH_TO_SPACE
+        for producer in [producers.get(node.inputs[0])]
+        if node.inputs
+        if producer is not None and producer.kind is Kind.CONV
+    ]
+    return tuple(dict.fromkeys([*placed, *feeding]))

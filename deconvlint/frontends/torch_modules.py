@@ -53,6 +53,15 @@ def is_standard_leaf(module: Any) -> bool:
     )
 
 
+def is_upsampling_module(module: Any) -> bool:
+    """ConvTranspose*, Upsample, PixelShuffle, MaxUnpool*: the modules the completeness check
+    requires in the graph whenever the forward calls them."""
+    from torch import nn
+
+    kinds = (nn.modules.conv._ConvTransposeNd, nn.Upsample, nn.PixelShuffle)
+    return isinstance(module, (*kinds, nn.modules.pooling._MaxUnpoolNd))
+
+
 def class_name(module: Any) -> str:
     """The user-facing class name (the original class of a parametrized module)."""
     cls = type(module)

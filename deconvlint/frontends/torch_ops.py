@@ -109,6 +109,9 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "split": ("input", "split_size_or_sections", "dim"),
     "chunk": ("input", "chunks", "dim"),
     "pow": ("input", "exponent"),
+    "repeat_interleave": ("input", "repeats", "dim", "output_size"),
+    "stack": ("tensors", "dim"),
+    "complex": ("real", "imag"),
 }
 _DEFAULTS = {"stride": None, "padding": 0, "output_padding": 0, "groups": 1, "dilation": 1}
 _DEFAULTS |= {"mode": "nearest", "dim": 0, "start": None, "end": None, "step": 1}
@@ -216,9 +219,14 @@ _MATH += ("reciprocal", "nan_to_num", "masked_fill")
 _CASTS = ("contiguous", "clone", "to", "_to_copy", "type", "float", "double", "half", "bfloat16")
 _CASTS += ("type_as", "detach", "alias", "requires_grad", "lift_fresh_copy", "identity")
 _CASTS += ("dequantize",)
-POINTWISE = frozenset(_ACTIVATIONS + _NORMS + _MATH + _CASTS)
+# Complex views and tensor attributes that keep every element where it is: ``.data``, ``.real``
+# of a complex tensor, and view_as_complex/view_as_real, which only fold or unfold a trailing
+# axis of two after the spatial axes.
+_COMPLEX = ("data", "real", "imag", "conj", "resolve_conj", "resolve_neg", "conj_physical")
+_COMPLEX += ("view_as_complex", "view_as_real", "angle")
+POINTWISE = frozenset(_ACTIVATIONS + _NORMS + _MATH + _CASTS + _COMPLEX)
 JOINING = frozenset(("add", "sub", "rsub", "mul", "div", "floor_divide", "maximum", "minimum"))
-JOINING |= {"where", "fmax", "fmin"}
+JOINING |= {"where", "fmax", "fmin", "complex", "polar"}
 # Shape-only reshapes: when the shape does not change they are the identity.
 RESHAPES = frozenset(("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze"))
 RESHAPES |= {"expand", "expand_as", "view_as"}
@@ -298,6 +306,11 @@ def function_spec(
         return slices_spec(x, {axis: (b.get("start"), 1)})
     if name in ("cat", "stack"):
         return _cat_spec(name, b, inputs)
+    if name == "repeat_interleave":
+        return _repeat_interleave_spec(x, b.get("repeats"), b.get("dim"), out_shape)
+    if name in ("repeat", "tile") and args and isinstance(args[0], TensorArg):
+        sizes = args[1:] if name == "repeat" else tuple(args[1:]) or (b.get("dims"),)
+        return _tile_spec(args[0], sizes, inputs)
     if name in ("softmax", "log_softmax", "normalize"):
         return _dim_spec(x, b.get("dim"), default=1 if name == "normalize" else None)
     if name in ("split", "chunk"):
@@ -317,11 +330,48 @@ def function_spec(
 
 
 def _cat_spec(name: str, bound: dict[str, Any], inputs: tuple[str, ...]) -> Spec:
+    """``cat`` on batch or channels; ``stack`` on a new last axis (after the spatial axes,
+    which stay where they were: the real and imaginary parts of a complex tensor)."""
     tensors = bound.get("tensors")
-    if name == "stack" or not isinstance(tensors, (list, tuple)):
+    if not isinstance(tensors, (list, tuple)):
         return Spec(Kind.BARRIER, inputs)
     first = next((t for t in tensors if isinstance(t, TensorArg)), TensorArg())
-    axis = normal_dim(_get(bound, "dim"), first.rank)
-    if axis not in (0, 1):
+    if name == "stack":
+        rank = None if first.rank is None else first.rank + 1
+        if normal_dim(_get(bound, "dim"), rank) != first.rank or first.rank is None:
+            return Spec(Kind.BARRIER, inputs)
+    elif normal_dim(_get(bound, "dim"), first.rank) not in (0, 1):
         return Spec(Kind.BARRIER, inputs)
     return Spec(Kind.JOIN if len(inputs) >= 2 else Kind.POINTWISE, inputs)
+
+
+def _repeat_interleave_spec(x: TensorArg, repeats: Any, dim: Any, out_shape: Any) -> Spec:
+    """``repeat_interleave(r, dim)`` on a spatial axis copies every sample r times: a nearest
+    resize by r on that axis (``src = floor(o / r)``)."""
+    axis = normal_dim(dim, x.rank)
+    if axis in (0, 1):
+        return Spec(Kind.POINTWISE, data_inputs(x))
+    rank = spatial_rank(x)
+    if axis is None or rank is None or not isinstance(repeats, int) or repeats < 1:
+        return barrier(x, note="repeat_interleave: the axis or the repeats are not static")
+    scales = tuple(repeats if a == axis - 2 else 1 for a in range(rank))
+    spec = interpolate_spec(x, None, scales, "nearest", None, None, False, out_shape)
+    spec.extra["torch_mode"] = "repeat_interleave"
+    return spec
+
+
+def _tile_spec(x: TensorArg, sizes: tuple[Any, ...], inputs: tuple[str, ...]) -> Spec:
+    """``x.repeat(...)`` tiles: output o reads input ``o mod n``, the same phase of any pattern
+    whose period divides the length n (as an upsampler's output length does)."""
+    if len(sizes) == 1 and isinstance(sizes[0], (list, tuple)):
+        sizes = tuple(sizes[0])
+    if x.rank is None or not known(sizes):
+        return barrier(x, note="repeat: the repeats are not static")
+    if len(sizes) > x.rank:  # new leading axes move the spatial ones
+        return barrier(x)
+    # torch.tile pads missing leading repeats with ones; Tensor.repeat needs them all
+    spatial = sizes[max(0, len(sizes) - x.rank + 2) :]
+    spec = Spec(Kind.POINTWISE, inputs[:1])
+    if any(r != 1 for r in spatial):
+        spec.notes.append("tiled along a spatial axis: read as passing the pattern through")
+    return spec

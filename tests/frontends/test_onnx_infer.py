@@ -101,12 +101,11 @@ def test_a_prestarted_worker_serves_the_first_model() -> None:
 
 
 def test_a_failed_warm_up_raises_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from onnx import defs
-
+    from deconvlint.frontends import onnx_proto
     from deconvlint.frontends.onnx_infer import warm_up
 
     def broken(*args: object) -> None:
         raise RuntimeError("no schemas")
 
-    monkeypatch.setattr(defs, "get_schema", broken)
+    monkeypatch.setattr(onnx_proto, "cpp", broken)
     warm_up()  # says nothing: the worker still starts, and its first request reports
