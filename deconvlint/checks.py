@@ -210,7 +210,15 @@ def _maximal_stacks(ctx: Context) -> dict[tuple[str, ...], Stack]:
         if best is None or _stack_rank(stack) > _stack_rank(best):
             longest[stack.nodes[-1]] = stack
     kept = [s.nodes for s in longest.values()]
-    return {s.nodes: s for s in longest.values() if not any(_runs_within(s.nodes, o) for o in kept)}
+    found = {
+        s.nodes: s for s in longest.values() if not any(_runs_within(s.nodes, o) for o in kept)
+    }
+    # past the pass's bound, a stack whose paths were merged says so: that is not repeated
+    # by the longest stack, so it stays (only in graphs with more paths than the pass keeps)
+    for stack in ctx.coverage.stacks:
+        if stack.truncated and "merged into one" in stack.truncated:
+            found.setdefault(stack.nodes, stack)
+    return found
 
 
 def _stack_rank(stack: Stack) -> tuple[int, float]:

@@ -23,8 +23,9 @@ from deconvlint.report import Finding
 LAYER_RULES = ("DL001", "DL002")  # one uneven layer
 STACK_RULE = "DL003"
 OUTPUT_RULE = "DL004"
-# the output's metrics a folded DL004 hands over (its "nodes" are the explainer's own)
-_OUTPUT_KEYS = ("pattern", "period", "max_coverage", "min_coverage", "ratio", "cv")
+# what a folded DL004 does not hand over: its "nodes" are the explainer's own, "output" is
+# the entry's name
+_NOT_HANDED_OVER = ("nodes", "output")
 
 
 def _explainer(culprits: list[str], findings: list[Finding]) -> Finding | None:
@@ -57,6 +58,8 @@ def fold_explained_outputs(findings: list[Finding]) -> list[Finding]:
             kept.append(finding)
             continue
         entry = {"output": finding.metrics.get("output"), "node": finding.node}
-        entry.update({k: finding.metrics[k] for k in _OUTPUT_KEYS if k in finding.metrics})
+        entry.update(
+            {k: v for k, v in finding.metrics.items() if k not in _NOT_HANDED_OVER}
+        )  # the pattern, its metrics, and any truncation of it
         explainer.metrics.setdefault("outputs", []).append(entry)
     return kept
