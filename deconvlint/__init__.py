@@ -8,10 +8,25 @@ The public names are loaded on first use, so ``import deconvlint`` imports neith
 onnx (nor the rules): see :mod:`deconvlint.api`.
 """
 
-from __future__ import annotations
+import os as _os  # sys and os are loaded before any folder is searched: they are safe
+import sys as _sys
 
-import importlib
-from typing import TYPE_CHECKING, Any
+
+def _forget_the_working_folder() -> None:
+    """``python -m deconvlint`` put the working folder first on ``sys.path``: a repository's own
+    ``numpy.py`` or ``yaml.py`` would then be imported by deconvlint itself.  Take it away
+    before anything else is imported; only a ``package.module:attribute`` target's import sees
+    that folder (:func:`deconvlint.targets.import_target`).  While ``-m`` looks for the
+    module, ``sys.argv[0]`` is ``"-m"``."""
+    started_by_m = _sys.argv[:1] == ["-m"] and not getattr(_sys.flags, "safe_path", False)
+    if started_by_m and _sys.path[:1] in ([""], [_os.getcwd()]):
+        del _sys.path[0]
+
+
+_forget_the_working_folder()
+
+import importlib  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 __version__ = "0.1.0"
 

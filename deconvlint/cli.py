@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from deconvlint import __version__
+from deconvlint.atomic import write_atomically
 from deconvlint.errors import ConfigError, DeconvlintError
 from deconvlint.formatters import FORMATS, Style, format_error_lines, get_formatter
+from deconvlint.printable import one_line, printable
 from deconvlint.report import SEVERITIES, FileResult, Report
 from deconvlint.settings import Settings
 
@@ -260,7 +262,7 @@ def _seconds(text: str) -> float:
 
 
 def _fail(message: str) -> int:
-    print(message, file=sys.stderr)
+    print(one_line(message), file=sys.stderr)
     return 2
 
 
@@ -432,7 +434,7 @@ def _check_all(
         if target.error is not None:
             inputs.append(FileResult(path=target.display, error=target.error))
         elif _is_source(target.display):  # here, in order: --fix writes, --diff prints
-            inputs.append(_check_source(target.display, settings, args))
+            inputs.append(_check_source(target.display, settings, args, target.root))
         else:
             inputs.append(
                 ModelSpec(
@@ -472,13 +474,21 @@ def _is_source(path: str) -> bool:
     return path.endswith(".py") and os.path.isfile(path)
 
 
-def _check_source(path: str, settings: Settings, args: argparse.Namespace) -> FileResult:
-    """Source mode for one ``.py`` file, with ``--fix``/``--diff``/``--verbose``."""
+def _check_source(
+    path: str, settings: Settings, args: argparse.Namespace, root: str | None = None
+) -> FileResult:
+    """Source mode for one ``.py`` file, with ``--fix``/``--diff``/``--verbose``; ``--fix``
+    writes nothing outside ``root``, the folder given on the command line."""
     from deconvlint.source import check_file
 
     try:
         outcome = check_file(
-            path, settings, fix=args.fix, unsafe_fixes=args.unsafe_fixes, diff=args.diff
+            path,
+            settings,
+            fix=args.fix,
+            unsafe_fixes=args.unsafe_fixes,
+            diff=args.diff,
+            root=root,
         )
     except Exception as exc:  # a bug: one line, as for models
         if args.debug:
@@ -497,7 +507,7 @@ def _check_source(path: str, settings: Settings, args: argparse.Namespace) -> Fi
 
         checked = plural(outcome.checked, "upsampling call")
         print(
-            f"{path}: {checked} with literal geometry checked, "
+            f"{printable(path)}: {checked} with literal geometry checked, "
             f"{outcome.skipped} skipped (geometry not literal)",
             file=sys.stderr,
         )
@@ -556,10 +566,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         if args.debug:
             traceback.print_exc(file=sys.stderr)
-        return _fail(" ".join(str(exc).split()))
+        return _fail(str(exc))
     if not args.quiet:
         for note in notes:
-            print(note, file=sys.stderr)
+            print(printable(note), file=sys.stderr)
     if args.models and not models and not args.paths:  # --allow-no-models: nothing to check
         return 0
     args.source_tally = {"fixed": 0, "unsafe": 0, "changed": 0}
@@ -571,14 +581,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             check_plotting(args.plot)
         except DeconvlintError as exc:
-            return _fail(f"{PROG}: error: {' '.join(str(exc).split())}")
+            return _fail(f"{PROG}: error: {exc}")
     report = Report(results=_check_all(args, models, settings))
     if args.plot is not None:
         from deconvlint.plot import write_plots
 
         for written in write_plots(report, args.plot):
             if not args.quiet:
-                print(f"wrote {written}", file=sys.stderr)
+                print(f"wrote {printable(str(written))}", file=sys.stderr)
 
     style = Style(color=use_color(args.color) and args.output is None, summary=not args.quiet)
     render = formatter.format_statistics if args.statistics else formatter.format_report
@@ -606,7 +616,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_files(args: argparse.Namespace, report: Report, rendered: str) -> list[str]:
-    """Write ``--output`` and ``--report``; one error line per file that could not be written."""
+    """Write ``--output`` and ``--report`` (atomically: :mod:`deconvlint.atomic`); one error line
+    per file that could not be written."""
     wanted = []
     if args.output is not None:
         wanted.append(("--output", args.output, lambda: rendered))
@@ -616,12 +627,17 @@ def _write_files(args: argparse.Namespace, report: Report, rendered: str) -> lis
         wanted.append(("--report", args.report, lambda: html.format_report(report)))
     failed = []
     for flag, path, content in wanted:
+        data = content().encode("utf-8")  # all of it before the file is touched
+        # through a symbolic link to a file, as a shell's redirection would (/dev/stdout, a
+        # link to a pipe or a terminal, is written as it is)
+        target = os.path.realpath(path) if os.path.isfile(path) else path
         try:
-            with open(path, "w", encoding="utf-8", newline="\n") as file:
-                file.write(content())
+            write_atomically(target, data)
         except OSError as exc:
-            cause = exc.strerror or " ".join(str(exc).split())
-            failed.append(f"{path}: error: {flag}: cannot write the file: {cause}")
+            cause = exc.strerror or str(exc)
+            failed.append(
+                f"{printable(path)}: error: {flag}: cannot write the file: {one_line(cause)}"
+            )
     return failed
 
 
@@ -662,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeconvlintError as exc:
         if args.debug:
             traceback.print_exc(file=sys.stderr)
-        return _fail(f"{PROG}: error: {' '.join(str(exc).split())}")
+        return _fail(f"{PROG}: error: {exc}")
     except Exception as exc:
         if args.debug:
             traceback.print_exc(file=sys.stderr)

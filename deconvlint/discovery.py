@@ -125,6 +125,7 @@ class Target:
     error: str | None = None
     module: bool = False  # a ``package.module:attribute`` target, not a file
     in_folder: bool = False  # found in a folder: a model file there is read as ONNX only
+    root: str | None = None  # the folder given on the command line that holds this file
 
 
 def _enter(folder: str, name: str, root: str, exclusion: Exclusion) -> bool:
@@ -154,6 +155,13 @@ def models_below(folder: str, exclusion: Exclusion | None = None) -> list[str]:
     return sorted(found, key=lambda p: os.path.relpath(p, folder).split(os.sep))
 
 
+def _shown(path: str) -> str:
+    """A found file's path as shown: ``./`` before a name that starts with ``:`` or a space, so
+    that no output line starts with a GitHub workflow command (``::error ...``) a file's name
+    spells (the runner reads one after leading spaces too)."""
+    return os.path.join(os.curdir, path) if path[:1] in (":", " ") else path
+
+
 def _targets_for(path: str, exclusion: Exclusion) -> Iterator[Target]:
     if os.path.isdir(path):
         models = models_below(path, exclusion)
@@ -166,7 +174,7 @@ def _targets_for(path: str, exclusion: Exclusion) -> Iterator[Target]:
                 ),
             )
         for model in models:
-            yield Target(os.path.normpath(model), in_folder=True)
+            yield Target(_shown(os.path.normpath(model)), in_folder=True, root=path)
     elif os.path.exists(path):
         yield Target(path)
     elif path.endswith(_FILE_SUFFIXES) or ":" not in path:

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
+from deconvlint.printable import printable
 from deconvlint.report import FileResult
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class Progress:
         width = 30
         filled = width * self.done // self.total
         bar = "#" * filled + "." * (width - filled)
-        line = f"[{bar}] {self.done}/{self.total} {label}"
+        line = f"[{bar}] {self.done}/{self.total} {printable(label)}"
         columns = _columns(self.stream)
         self.stream.write("\r\033[K" + line[: columns - 1])
         self.stream.flush()

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from deconvlint.ir import Kind, Node, WindowAxis
+from deconvlint.printable import printable
 from deconvlint.report import Suggestion
 
 
@@ -172,7 +173,8 @@ def stack_rewrites(layers: Sequence[Node]) -> list[Suggestion]:
     for layer in layers:
         p = conv_transpose_params(layer)
         params[layer.name] = p
-        lines += [f"# {layer.name}", conv_transpose_code(layer, p)]
+        # the name escaped: a line break in it would end the comment and start code
+        lines += [f"# {printable(layer.name)}", conv_transpose_code(layer, p)]
     return [
         Suggestion(
             title="Rewrite every layer of the stack with a kernel that is a multiple of its stride",

@@ -35,7 +35,9 @@ Nothing here imports torch until a torch target is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import functools
 import importlib
 import io
 import os
@@ -43,7 +45,7 @@ import pickletools
 import re
 import sys
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -140,40 +142,6 @@ MAX_PICKLE_BYTES = 32 << 20
 MAX_ZIP_MEMBERS = 100_000
 
 
-class _CappedStream:
-    """A read-only view of ``raw`` that ends after ``limit`` bytes, with one byte of look-ahead:
-    an opcode whose argument claims gigabytes reads only what is left (and then fails)."""
-
-    def __init__(self, raw: IO[bytes], limit: int) -> None:
-        self.raw, self.left, self.position, self.pending = raw, limit, 0, b""
-
-    def _take(self, data: bytes) -> bytes:
-        self.left -= len(data)
-        self.position += len(data)
-        return data
-
-    def peek1(self) -> bytes:
-        if not self.pending and self.left > 0:
-            self.pending = self.raw.read(1)
-        return self.pending
-
-    def read(self, size: int = -1) -> bytes:
-        size = self.left if size is None or size < 0 else size
-        head, self.pending = self.pending[:size], self.pending[size:]
-        rest = size - len(head)
-        body = self.raw.read(min(rest, self.left - len(head))) if rest > 0 else b""
-        return self._take(head + body)
-
-    def readline(self) -> bytes:
-        head = self.read(len(self.pending))
-        if head == b"\n":
-            return head
-        return head + self._take(self.raw.readline(max(0, self.left)))
-
-    def tell(self) -> int:
-        return self.position
-
-
 @dataclass
 class _PickleGlobals:
     names: set[str] = field(default_factory=set)  # "module name" of every GLOBAL
@@ -182,18 +150,22 @@ class _PickleGlobals:
 
 
 def _pickle_globals(stream: IO[bytes]) -> _PickleGlobals:
-    """The globals of the pickles in ``stream``, read as opcodes (nothing runs), at most
-    :data:`MAX_PICKLE_OPS` opcodes and :data:`MAX_PICKLE_BYTES` bytes."""
+    """The globals of the pickles in ``stream``, read as opcodes (nothing runs): at most the
+    first :data:`MAX_PICKLE_BYTES` bytes (a zip member inflates only that far) and at most
+    :data:`MAX_PICKLE_OPS` opcodes of them."""
     found = _PickleGlobals()
-    capped = _CappedStream(stream, MAX_PICKLE_BYTES)
+    head = stream.read(MAX_PICKLE_BYTES + 1)
+    cut = len(head) > MAX_PICKLE_BYTES
+    prefix = io.BytesIO(head[:MAX_PICKLE_BYTES] if cut else head)
     ops = 0
     for index in range(6):  # torch's legacy format: magic, protocol, sys info, object, keys
-        if capped.peek1() != b"\x80":
+        if prefix.read(1) != b"\x80":
             break
+        prefix.seek(-1, io.SEEK_CUR)
         recent: list[str | None] = []  # what the last ops pushed, for STACK_GLOBAL
         memo: dict[int, str | None] = {}
         try:
-            for op, arg, _pos in pickletools.genops(capped):
+            for op, arg, _pos in pickletools.genops(prefix):
                 ops += 1
                 if ops > MAX_PICKLE_OPS:
                     found.complete = False
@@ -218,7 +190,7 @@ def _pickle_globals(stream: IO[bytes]) -> _PickleGlobals:
                 elif op.name != "PROTO":
                     recent.append(None)
         except ValueError:  # raw tensor data after the pickles, a truncated file, or the bound
-            found.complete = found.complete and capped.left > 0
+            found.complete = not cut  # a cut stream fails where it was cut, or may hide more
             break
     return found
 
@@ -259,7 +231,8 @@ def _sniff_zip(file: IO[bytes]) -> FileFormat:
 
 def sniff(path: str | os.PathLike) -> FileFormat:
     """What wrote the file at ``path``, from its first bytes, zip members and pickle opcodes;
-    every read is bounded (a zip member is inflated only as far as its opcodes are walked).
+    every read is bounded (a zip member is inflated only as far as its opcodes are walked), and
+    the answer is remembered while the file stays the same (size, times, inode).
 
     >>> import tempfile, pickle, collections
     >>> with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as f:
@@ -267,6 +240,17 @@ def sniff(path: str | os.PathLike) -> FileFormat:
     >>> sniff(f.name).value
     'pickle'
     """
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return FileFormat.ONNX  # the ONNX front end reports missing and unreadable files
+    stamp = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    return _sniff_file(os.fspath(path), stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _sniff_file(path: str, stamp: tuple[int, ...]) -> FileFormat:
+    del stamp  # part of the cache key only
     try:
         with open_regular(path) as file:
             head = file.read(2)
@@ -306,19 +290,37 @@ def _import_torch() -> Any:
     return torch
 
 
-def _add_import_paths(import_dir: str | None) -> None:
-    # As `python -m` does: the current folder first, so `pkg.models` is the user's package.
+@contextlib.contextmanager
+def user_imports(import_dir: str | None = None) -> Iterator[None]:
+    """The current folder (and ``import_dir``) first on ``sys.path`` while the user's code is
+    imported, as ``python -m`` does, so that ``pkg.models`` is the user's package; taken away
+    afterwards, so that nothing deconvlint or torch imports later comes from there.  numpy and
+    torch are imported before, so that a ``numpy.py`` in that folder cannot stand in for them."""
+    import numpy  # noqa: F401
+
+    _import_torch()
+    present = set(map(os.path.abspath, sys.path))
+    added = []
     for folder in (import_dir, os.getcwd()):
-        if folder is not None and os.path.abspath(folder) not in map(os.path.abspath, sys.path):
-            sys.path.insert(0, os.path.abspath(folder))
+        if folder is not None and os.path.abspath(folder) not in present:
+            added.append(os.path.abspath(folder))
+            sys.path.insert(0, added[-1])
+    try:
+        yield
+    finally:
+        for folder in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(folder)
 
 
 def import_target(target: str, import_dir: str | None = None) -> Any:
     """The object ``package.module:attribute`` names (this runs the module's code)."""
     module_name, _, attribute = target.partition(":")
-    _add_import_paths(import_dir)
     try:
-        found = importlib.import_module(module_name)
+        with user_imports(import_dir):
+            found = importlib.import_module(module_name)
+    except LoadError:
+        raise
     except (Exception, SystemExit) as exc:
         raise LoadError(
             f"cannot import {module_name}: {type(exc).__name__}: {_one_line(exc)}"
@@ -426,9 +428,8 @@ def module_graph(module: Any, spec: ModelSpec, timeout: float | None = None) -> 
 
 
 def _unpickled_module(path: str, torch: Any) -> Any:
-    _add_import_paths(None)  # pickles name their classes by module, as imports do
-    try:
-        with open(path, "rb") as file:
+    try:  # pickles name their classes by module, as imports do
+        with user_imports(), open(path, "rb") as file:
             zipped = file.read(2) == b"PK"
             file.seek(0)
             if zipped or _pickle_globals(file).legacy:
@@ -527,8 +528,9 @@ def load_target(
         if spec.weights:
             raise LoadError("--weights applies to package.module:attribute targets only")
         return _file_graph(spec, trust_pickle, timeout), None
-    found = import_target(spec.target, spec.import_dir)
-    module = build_module(found, spec)
+    with user_imports(spec.import_dir):  # the class's own code may import from there too
+        found = import_target(spec.target, spec.import_dir)
+        module = build_module(found, spec)
     _remember_root_call(module, found, spec.target)
     if spec.weights:
         load_weights(module, spec.weights)

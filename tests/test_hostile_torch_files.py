@@ -132,6 +132,23 @@ def test_a_pt2_archive_runs_nothing_from_the_file(tmp_path: Path, case: str) -> 
     assert refusal in line and "--trust-pickle" in line
 
 
+def test_a_pt2_weight_claiming_more_elements_than_its_record_holds_is_refused(
+    tmp_path: Path,
+) -> None:
+    def inflate(members: dict, root: str) -> dict:
+        config_name = f"{root}/data/weights/model_weights_config.json"
+        config = json.loads(members[config_name])
+        meta = config["config"]["up.weight"]["tensor_meta"]
+        meta["sizes"] = [{"as_int": 1 << 20}] * 4  # 2**80 elements over a 576-byte record
+        meta["strides"] = [{"as_int": 0}] * 4
+        members[config_name] = json.dumps(config).encode()
+        return members
+
+    _rewrite(_export(tmp_path / "clean.pt2", dynamic=False), tmp_path / "big.pt2", inflate)
+    (line,) = error_lines(run("big.pt2", cwd=tmp_path))
+    assert "has a weight 'up.weight' larger than the data it holds" in line, line
+
+
 def test_a_clean_pt2_reads_the_same_with_and_without_trust(tmp_path: Path) -> None:
     _export(tmp_path / "dyn.pt2", dynamic=True)
     safe = run("dyn.pt2", "--format", "json", cwd=tmp_path)
@@ -183,6 +200,7 @@ def test_shape_expressions_that_could_run_code_or_explode_are_refused(text: str)
         ("target", "torch.ops.import_module.x"),
         ("target", "builtins.exec"),
         ("target", "#ext:op"),
+        ("as_operator", "torch.os.system"),
         (
             "in_spec",
             '[1, {"type": "collections.defaultdict", "context": "{}", "children_spec": []}]',

@@ -211,6 +211,22 @@ def test_monai_factory_target_points_at_its_call_in_every_format(monai_user: Pat
         assert validate_sarif(tool, path) == []
 
 
+@pytest.mark.optional
+def test_monai_model_without_user_code_keeps_the_library_line_once(monai_user: Path) -> None:
+    """Built where no file can be read (``python -c``): the library's line, not twice."""
+    code = (
+        "import torch, deconvlint\n"
+        "from monai.networks.nets import UNet\n"
+        "m = UNet(2, 1, 1, (4, 8, 16), (2, 2))\n"
+        "f = deconvlint.check(m, torch.randn(1, 1, 32, 32), select=['DL001']).findings[0]\n"
+        "print(f.source, f.library_source)"
+    )
+    proc = run("-c", code, cwd=monai_user)
+    assert proc.returncode == 0, proc.stderr
+    source, library = proc.stdout.split()
+    assert LIBRARY_LINE in source.replace(os.sep, "/") and library == "None"
+
+
 # --- ONNX from torch's dynamo exporter -----------------------------------------------------------
 
 DYNAMO_PY = """\

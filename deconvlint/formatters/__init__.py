@@ -16,6 +16,7 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
+from deconvlint.printable import one_line, printable
 from deconvlint.report import SEVERITIES, Report
 
 FORMATS = ("text", "json", "sarif", "github", "html")
@@ -40,8 +41,9 @@ def get_formatter(name: str) -> ModuleType:
 
 
 def format_error_lines(report: Report) -> list[str]:
-    """One ``path: error: cause`` line per input that could not be analysed."""
-    return [f"{r.path}: error: {' '.join(str(r.error).split())}" for r in report.errors]
+    """One ``path: error: cause`` line per input that could not be analysed (escaped: see
+    :mod:`deconvlint.printable`)."""
+    return [f"{printable(r.path)}: error: {one_line(r.error)}" for r in report.errors]
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@
 knows the ``.py`` line of the layer (torch models: the file is then that ``.py`` file; ``.py``
 files checked as source: ``line=``, ``col=``, ``endLine=``, ``endColumn=`` of the call).  Values are
 escaped as the workflow-command spec requires (``%``, CR and LF in the message; also ``:`` and
-``,`` in properties), so a message never ends an annotation early.  An input that could not be
-analysed is an ``::error`` annotation too.
+``,`` in properties), so a message never ends an annotation early; names are made printable
+first (:func:`~deconvlint.printable.printable`), so a line break or a control character in a
+node or file name shows as its escape.  An input that could not be analysed is an ``::error``
+annotation too.
 
 >>> from deconvlint.report import FileResult, Finding, Report
 >>> f = Finding("DL001", "uneven-overlap", "warning", "up1", "ConvTranspose", "100% uneven")
@@ -21,6 +23,7 @@ from typing import Any
 
 from deconvlint.formatters import DEFAULT_STYLE, Style
 from deconvlint.formatters import text as text_format
+from deconvlint.printable import one_line, printable
 from deconvlint.report import Finding, Report
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
@@ -45,9 +48,10 @@ def escape_property(value: str) -> str:
 
 
 def command(name: str, message: str, **properties: Any) -> str:
-    """``::name key=value,...::message`` with every part escaped; ``None`` values are left out."""
+    """``::name key=value,...::message`` with every part escaped; ``None`` values are left out.
+    ``message`` keeps its line breaks (as ``%0A``); make names in it printable beforehand."""
     props = ",".join(
-        f"{key}={escape_property(str(value))}"
+        f"{key}={escape_property(printable(str(value)))}"
         for key, value in properties.items()
         if value is not None
     )
@@ -58,9 +62,10 @@ def annotation(path: str, finding: Finding) -> str:
     """The workflow command for one finding."""
     where = finding.where()
     file = (where.path if where else "") or path
-    message = f"{finding.node}: {finding.message}"
+    message = printable(f"{finding.node}: {finding.message}")
     if finding.suggestions:
-        message += "\n" + "\n".join(f"suggestion: {s.title}" for s in finding.suggestions)
+        titles = (printable(s.title) for s in finding.suggestions)
+        message += "\n" + "\n".join(f"suggestion: {title}" for title in titles)
     return command(
         COMMANDS.get(finding.severity, "warning"),
         message,
@@ -77,8 +82,7 @@ def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
     """One annotation per finding and per input that could not be analysed, then the summary."""
     lines = [annotation(r.path, f) for r in report.results for f in r.findings]
     lines += [
-        command("error", " ".join(str(r.error).split()), file=r.path, title="deconvlint")
-        for r in report.errors
+        command("error", one_line(r.error), file=r.path, title="deconvlint") for r in report.errors
     ]
     if style.summary:
         lines.append(text_format.format_summary(report))

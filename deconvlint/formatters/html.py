@@ -16,14 +16,15 @@ land there) and the suggested rewrites as code with a copy button.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping
-from html import escape
 from typing import Any
 
 from deconvlint import __version__
 from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
 from deconvlint.formatters import text as text_format
+from deconvlint.printable import printable
 from deconvlint.report import SEVERITIES, Finding, Report
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -61,6 +62,12 @@ document.querySelectorAll("button.copy").forEach(function (button) {
   });
 });
 """
+
+
+def escape(text: str) -> str:
+    """``text`` for HTML: made printable (:mod:`deconvlint.printable`: no control character,
+    bidi control or lone surrogate reaches the page), then HTML-escaped."""
+    return html.escape(printable(text))
 
 
 def _grid(pattern: Any) -> tuple[list[list[float]], str] | None:
@@ -197,13 +204,18 @@ def _details(finding: Finding) -> str:
     )
 
 
+def _code(code: str) -> str:
+    # line by line: the code's own line breaks stay, any other control character is escaped
+    return "\n".join(escape(line) for line in code.rstrip().split("\n"))
+
+
 def _suggestions(finding: Finding) -> str:
     parts = []
     for s in finding.suggestions:
         parts.append(
             f'<div class="suggestion"><p><b>Suggestion:</b> {escape(s.title)}</p>'
             '<pre><button class="copy" type="button">copy</button>'
-            f"<code>{escape(s.code.rstrip())}</code></pre></div>"
+            f"<code>{_code(s.code)}</code></pre></div>"
         )
     return "".join(parts)
 

@@ -19,20 +19,24 @@ from fractions import Fraction
 from typing import Any
 
 from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
+from deconvlint.printable import without_surrogates
 from deconvlint.report import Report
 
 
 def plain(value: Any) -> Any:
-    """``value`` with only JSON types inside; NaN and infinities become ``None``.
+    """``value`` with only JSON types inside; NaN and infinities become ``None``, and a lone
+    surrogate in a string (a file name that is not valid UTF-8) its escape, ``\\udcff``.
 
     >>> plain({"ratio": float("inf"), "pattern": ((1, 2),), "scale": Fraction(3, 2)})
     {'ratio': None, 'pattern': [[1, 2]], 'scale': 1.5}
     """
     if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {without_surrogates(str(k)): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
-    if isinstance(value, (bool, str, int)) or value is None:
+    if isinstance(value, str):
+        return without_surrogates(value)
+    if isinstance(value, (bool, int)) or value is None:
         return value
     if isinstance(value, Fraction):
         return value.numerator if value.denominator == 1 else float(value)
@@ -40,7 +44,7 @@ def plain(value: Any) -> Any:
         return plain(value.tolist())
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    return str(value)
+    return without_surrogates(str(value))
 
 
 def _dumps(value: Any) -> str:

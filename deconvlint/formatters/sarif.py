@@ -34,6 +34,7 @@ from urllib.parse import quote
 from deconvlint import __version__
 from deconvlint.formatters import DEFAULT_STYLE, Style
 from deconvlint.formatters.json import plain
+from deconvlint.printable import one_line, printable
 from deconvlint.report import Finding, Location, Report
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -61,17 +62,18 @@ def _information_uri() -> str:
 
 def artifact_uri(path: str) -> tuple[str, bool]:
     """``path`` as a URI reference relative to the working folder when it lies below it (and
-    whether it does), else as an absolute ``file://`` URI.
+    whether it does), else as an absolute ``file://`` URI.  The path's bytes are
+    percent-encoded, so a file name that is not valid UTF-8 keeps its bytes.
 
-    >>> artifact_uri("models/a b.onnx")
-    ('models/a%20b.onnx', True)
+    >>> artifact_uri("models/a b.onnx"), artifact_uri("bad\\udcff.onnx")
+    (('models/a%20b.onnx', True), ('bad%FF.onnx', True))
     """
     absolute = Path(os.path.abspath(path))
     try:
         relative = absolute.relative_to(Path.cwd())
     except ValueError:
-        return absolute.as_uri(), False
-    return quote(relative.as_posix()), True
+        return "file://" + quote(os.fsencode(absolute.as_posix())), False
+    return quote(os.fsencode(relative.as_posix())), True
 
 
 def _physical(path: str, where: Location | None = None) -> dict[str, Any]:
@@ -135,13 +137,15 @@ def fingerprint(path: str, finding: Finding) -> str:
         "->".join(map(str, nodes if isinstance(nodes, (list, tuple)) else [nodes])),
         str(metrics.get("output") or ""),
     ]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _message(finding: Finding) -> str:
-    text = f"{finding.node}: {finding.message}"
+    # the text people read: names made printable (the logical location keeps them exact)
+    text = printable(f"{finding.node}: {finding.message}")
     if finding.suggestions:
-        text += "\nSuggestions:\n" + "\n".join(f"- {s.title}" for s in finding.suggestions)
+        titles = (printable(s.title) for s in finding.suggestions)
+        text += "\nSuggestions:\n" + "\n".join(f"- {title}" for title in titles)
     return text
 
 
@@ -198,7 +202,7 @@ def sarif_log(report: Report, catalogue: Mapping[str, Any] | None = None) -> dic
     notifications = [
         {
             "level": "error",
-            "message": {"text": f"{r.path}: {' '.join(str(r.error).split())}"},
+            "message": {"text": f"{printable(r.path)}: {one_line(r.error)}"},
             **(
                 {"locations": [{"physicalLocation": _physical(r.path)}]}
                 if os.path.isfile(r.path)
@@ -234,7 +238,8 @@ def sarif_log(report: Report, catalogue: Mapping[str, Any] | None = None) -> dic
 
 
 def _dumps(log: dict[str, Any]) -> str:
-    return json.dumps(log, indent=2, allow_nan=False) + "\n"
+    # plain(): strict JSON, and no lone surrogate from a file name that is not UTF-8
+    return json.dumps(plain(log), indent=2, allow_nan=False) + "\n"
 
 
 def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:

@@ -28,6 +28,7 @@ from fractions import Fraction
 from typing import Any
 
 from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
+from deconvlint.printable import one_line, printable
 from deconvlint.report import Finding, Report
 
 PICTURE_MAX = 8  # draw one period when each of the two axes repeats within this many samples
@@ -191,15 +192,19 @@ def finding_details(finding: Finding) -> list[str]:
         lines.append(f"built in the library at: {finding.library_source}")
     for suggestion in finding.suggestions:
         lines.append(f"suggestion: {suggestion.title}")
-        lines += ["    " + code for code in suggestion.code.rstrip("\n").splitlines()]
+        # split at "\n" only: any other line break a name carries is escaped, not a new line
+        lines += ["    " + code for code in suggestion.code.rstrip("\n").split("\n")]
+    lines = [printable(line) for line in lines]
     return ["  " + line if line.strip() else "" for line in lines]
 
 
 def format_finding(path: str, finding: Finding, color: bool = False) -> str:
-    """``path:node: DL001 [warning] message`` and the indented evidence below it."""
-    where = _paint(f"{path}:{finding.node}:", "bold", color)
-    severity = _paint(f"[{finding.severity}]", finding.severity, color)
-    header = f"{where} {_paint(finding.rule, 'bold', color)} {severity} {finding.message}"
+    """``path:node: DL001 [warning] message`` and the indented evidence below it; names are
+    escaped (:func:`~deconvlint.printable.printable`) before any colour is added."""
+    where = _paint(printable(f"{path}:{finding.node}:"), "bold", color)
+    severity = _paint(f"[{printable(finding.severity)}]", finding.severity, color)
+    rule = _paint(printable(finding.rule), "bold", color)
+    header = f"{where} {rule} {severity} {printable(finding.message)}"
     return "\n".join([header, *finding_details(finding)])
 
 
@@ -209,7 +214,7 @@ def format_note(path: str, note: str) -> str:
     >>> format_note("<Decoder>", "read by fx: hooks could not read the model: ...")
     '<Decoder>: note: read by fx: hooks could not read the model: ...'
     """
-    return f"{path}: note: {' '.join(note.split())}"
+    return f"{printable(path)}: note: {one_line(note)}"
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:
@@ -278,7 +283,8 @@ def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
     rows = statistics(report)
     width = max((len(str(row.count)) for row in rows), default=1)
     lines = [
-        f"{row.count:>{width}}\t{row.rule}\t{_severity_label(row.by_severity)}\t{row.name}"
+        f"{row.count:>{width}}\t{printable(row.rule)}\t{_severity_label(row.by_severity)}\t"
+        f"{printable(row.name)}"
         for row in rows
     ]
     if style.summary:

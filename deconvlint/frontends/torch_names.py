@@ -318,8 +318,9 @@ class SourceFinder:
             place = self._place(qualified, 0)
             if place is None or not is_library_file(place.path):
                 return None if place is None else SourceLine(place.shown)
+            user = self._user_place(qualified)  # None: no user code found, the library's line
             return SourceLine.make(
-                self._user_place(qualified) or place.shown, place.shown, self._owners(qualified)
+                user or place.shown, place.shown if user else None, self._owners(qualified)
             )
         except Exception:
             return None

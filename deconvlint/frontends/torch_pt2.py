@@ -17,9 +17,10 @@ own parsers, so that nothing in it can run:
   objects), whose records together are no larger than the file (a compressed record cannot
   inflate past it); the sample inputs, a pickle deconvlint does not need, are never read;
 - the program (JSON, at most :data:`MAX_JSON_BYTES`): every shape expression is arithmetic on
-  symbols, numbers and torch's shape functions (:data:`SAFE_EXPRESSION`); every tree spec names
-  only torch's built-in containers; every node's target is an operator of ``torch.ops``,
-  ``operator``, ``math`` or a ``torch.sym_*`` function; the guards' code is dropped;
+  symbols, numbers and torch's shape functions (:data:`_SHAPE_FUNCTIONS`); every tree spec
+  names only torch's built-in containers; every node's target (and operator argument) is an
+  operator of ``torch.ops``, ``operator``, ``math`` or a ``torch.sym_*`` function; the guards'
+  code is dropped;
 - after deserializing, every call in every graph is an operator overload with no file argument,
   a higher-order operator, or one of those pure Python functions.
 
@@ -202,42 +203,46 @@ def _check_target(text: Any) -> None:
 
 def check_program(program: Any) -> None:
     """Raise :class:`UnsafeArchive` unless the program's JSON (parsed) is safe to deserialize."""
-    for key, value, owner in _walk(program):
+    for key, value, _owner in _walk(program):
         if key == "expr_str":
             _check_expression(value)
         elif key in ("in_spec", "out_spec"):
             _check_tree_spec(value)
-        elif key == "target" and "inputs" in owner and "outputs" in owner:
+        elif key in ("target", "as_operator"):  # a node's target, an operator argument
             _check_target(value)
 
 
-def _check_calls(graph_module: Any) -> None:
-    """After deserializing: every call is a pure operator (no file argument)."""
-    import torch
+def _pure_operator(target: Any, torch: Any) -> bool:
+    if isinstance(target, torch._ops.HigherOrderOperator):
+        return True
+    if isinstance(target, torch._ops.OpOverload):
+        return not {argument.name for argument in target._schema.arguments} & _FILE_ARGUMENTS
+    return (
+        target in {getattr(operator, n) for n in _OPERATOR_NAMES}
+        or getattr(target, "__module__", None) == "math"
+        or (
+            getattr(target, "__name__", "").startswith("sym_")
+            and getattr(torch, target.__name__, None) is target
+        )
+    )
 
-    pure_python = {getattr(operator, n) for n in _OPERATOR_NAMES}
+
+def _check_calls(graph_module: Any) -> None:
+    """After deserializing: every call, and every operator passed as an argument (to
+    ``auto_functionalized``, say), is a pure operator (no file argument)."""
+    import torch
+    from torch.utils import _pytree
+
     for module in graph_module.modules():
         graph = getattr(module, "graph", None)
         for node in graph.nodes if graph is not None else ():
-            if node.op not in ("call_function", "call_method", "call_module"):
-                continue
-            target = node.target
-            if isinstance(target, torch._ops.HigherOrderOperator) and node.op == "call_function":
-                continue
-            if isinstance(target, torch._ops.OpOverload) and node.op == "call_function":
-                names = {argument.name for argument in target._schema.arguments}
-                if not names & _FILE_ARGUMENTS:
-                    continue
-            elif node.op == "call_function" and (
-                target in pure_python
-                or getattr(target, "__module__", None) == "math"
-                or (
-                    getattr(target, "__name__", "").startswith("sym_")
-                    and getattr(torch, target.__name__, None) is target
-                )
+            if node.op in ("call_method", "call_module") or (
+                node.op == "call_function" and not _pure_operator(node.target, torch)
             ):
-                continue
-            raise UnsafeArchive(f"has a node calling {node.target!r}, not a pure operator")
+                raise UnsafeArchive(f"has a node calling {node.target!r}, not a pure operator")
+            for value in _pytree.tree_leaves((node.args, node.kwargs)):
+                if isinstance(value, torch._ops.OperatorBase) and not _pure_operator(value, torch):
+                    raise UnsafeArchive(f"passes {value!r} to a node, not a pure operator")
 
 
 def _members(reader: Any) -> list[str]:
@@ -269,11 +274,13 @@ def _read_json(reader: Any, name: str) -> Any:
 
 
 def _check_payloads(reader: Any, names: list[str], file_size: int) -> None:
-    """No pickled or custom-object payload; raw records no larger together than the file."""
+    """No pickled or custom-object payload; raw records no larger together than the file, and
+    no tensor claiming more elements than its record has bytes (torch would allocate a zero-byte
+    record's claimed shape, or view a small record with a huge stride-0 shape)."""
     from torch.export.pt2_archive import constants as c
     from torch.export.pt2_archive._package import _load_payload_config
 
-    total = 0
+    sizes: dict[str, int] = {}
     for folder, config_name, what in (
         (c.WEIGHTS_DIR, c.WEIGHTS_CONFIG_FILENAME_FORMAT.format(_MODEL), "weight"),
         (c.CONSTANTS_DIR, c.CONSTANTS_CONFIG_FILENAME_FORMAT.format(_MODEL), "constant"),
@@ -292,8 +299,11 @@ def _check_payloads(reader: Any, names: list[str], file_size: int) -> None:
             record = os.path.join(folder, payload.path_name)
             if record not in names:
                 raise UnsafeArchive(f"names a missing record {record!r}")
-            total += reader.archive_file.get_record_size(record)
-    if total > file_size:
+            sizes[record] = reader.archive_file.get_record_size(record)
+            dims = [d.value if d.type == "as_int" else -1 for d in payload.tensor_meta.sizes]
+            if any(d < 0 for d in dims) or math.prod(dims) > sizes[record]:
+                raise UnsafeArchive(f"has a {what} {fqn!r} larger than the data it holds")
+    if sum(sizes.values()) > file_size:
         raise UnsafeArchive("has records that inflate past the size of the file")
 
 

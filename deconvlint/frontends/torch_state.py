@@ -30,26 +30,50 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from operator import is_
 from typing import Any
 
 
-def _is_dict(value: Any) -> bool:
-    return isinstance(value, dict)
+class _Snapshot:
+    """One dictionary as it was: its keys and the identities of its values."""
+
+    __slots__ = ("keys", "values")
+
+    def __init__(self, mapping: dict[Any, Any]) -> None:
+        self.keys = tuple(mapping)
+        self.values = list(mapping.values())
+
+    def same(self, mapping: dict[Any, Any]) -> bool:
+        # identity checks in C (map/is_): this runs for every dictionary of every module
+        return (
+            len(mapping) == len(self.keys)
+            and all(map(is_, mapping.values(), self.values))
+            and tuple(mapping) == self.keys
+        )
+
+    def put_back(self, mapping: dict[Any, Any]) -> None:
+        mapping.clear()
+        mapping.update(zip(self.keys, self.values, strict=True))
 
 
 class ModelState:
-    """What :func:`kept` restores; ``take`` walks the modules once."""
+    """What :func:`kept` restores, taken in one walk of the modules."""
 
     def __init__(self, model: Any) -> None:
         import torch
 
-        self.modules: list[tuple[Any, dict[str, Any], dict[str, dict[Any, Any]]]] = []
+        # (module, its __dict__, the dictionaries among its attributes: key -> snapshot)
+        self.modules: list[tuple[Any, _Snapshot, list[tuple[str, _Snapshot | None]]]] = []
         self.tensors: list[tuple[Any, int, Any]] = []  # (tensor, _version, copy)
         seen: set[int] = set()
         for module in model.modules():
-            attributes = dict(module.__dict__)
-            contents = {k: dict(v) for k, v in attributes.items() if _is_dict(v)}
-            self.modules.append((module, attributes, contents))
+            attributes = module.__dict__
+            contents = [
+                (k, _Snapshot(v) if v else None)  # most are empty hook dictionaries
+                for k, v in attributes.items()
+                if isinstance(v, dict)
+            ]
+            self.modules.append((module, _Snapshot(attributes), contents))
             for tensor in (*module._parameters.values(), *module._buffers.values()):
                 if tensor is None or id(tensor) in seen:
                     continue
@@ -73,15 +97,15 @@ class ModelState:
 
         for module, attributes, contents in self.modules:
             current = module.__dict__
-            for key in [k for k in current if k not in attributes]:
-                del current[key]
-            for key, value in attributes.items():
-                if current.get(key, _MISSING) is not value:
-                    current[key] = value
-                kept_items = contents.get(key)
-                if kept_items is not None and _changed(value, kept_items):
-                    value.clear()
-                    value.update(kept_items)
+            if not attributes.same(current):
+                attributes.put_back(current)
+            for key, snapshot in contents:
+                mapping = current[key]
+                if snapshot is None:
+                    if mapping:
+                        mapping.clear()
+                elif not snapshot.same(mapping):
+                    snapshot.put_back(mapping)
         lost = []
         with torch.no_grad():
             for tensor, version, copy in self.tensors:
@@ -92,17 +116,6 @@ class ModelState:
                     continue
                 tensor.copy_(copy)
         return [f"a parameter or buffer of shape {shape} was written in place" for shape in lost]
-
-
-_MISSING = object()
-
-
-def _changed(now: dict[Any, Any], before: dict[Any, Any]) -> bool:
-    if len(now) != len(before):
-        return True
-    return bool(before) and (
-        now.keys() != before.keys() or any(now[k] is not v for k, v in before.items())
-    )
 
 
 def _version(tensor: Any) -> int | None:

@@ -21,7 +21,9 @@ import os
 import tokenize
 from dataclasses import dataclass
 
+from deconvlint.atomic import write_atomically
 from deconvlint.files import open_regular
+from deconvlint.printable import printable
 from deconvlint.report import FileResult
 from deconvlint.settings import Settings
 
@@ -42,15 +44,36 @@ def is_source(path: str | os.PathLike) -> bool:
     return os.fspath(path).endswith(SOURCE_SUFFIX)
 
 
-def _read(path: str) -> tuple[str, str]:
-    """The text (newlines as they are) and its encoding (PEP 263 cookie or BOM, else UTF-8)."""
+def _read(path: str) -> tuple[bytes, str, str]:
+    """The bytes, the text (newlines as they are) and its encoding (PEP 263 cookie or BOM, else
+    UTF-8)."""
     with open_regular(path) as handle:  # a FIFO named x.py would block open() forever
         raw = handle.read()
     try:
         encoding, _ = tokenize.detect_encoding(iter(raw.splitlines(keepends=True)).__next__)
     except SyntaxError as exc:  # not UTF-8 and no coding cookie
         raise ValueError(exc.msg) from None
-    return raw.decode(encoding), encoding
+    return raw, raw.decode(encoding), encoding
+
+
+def fix_destination(path: str, root: str | None = None) -> str:
+    """Where ``--fix`` may write ``path``: the file a symbolic link leads to, if it lies inside
+    ``root`` (the folder given on the command line; for a file named there, its own folder).
+    Raises ``ValueError`` for a link that leads out of it.
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> (folder / "link.py").symlink_to("/etc/hostname")
+    >>> fix_destination(str(folder / "link.py"), str(folder))
+    Traceback (most recent call last):
+    ...
+    ValueError: a symbolic link to a file outside ...
+    """
+    real = os.path.realpath(path)
+    inside = os.path.realpath(root if root is not None else os.path.dirname(os.path.abspath(path)))
+    if os.path.commonpath([real, inside]) != inside:
+        raise ValueError(f"a symbolic link to a file outside {inside}, not followed")
+    return real
 
 
 def _syntax_message(exc: SyntaxError) -> str:
@@ -67,17 +90,22 @@ def check_file(
     fix: bool = False,
     unsafe_fixes: bool = False,
     diff: bool = False,
+    root: str | None = None,
 ) -> FileOutcome:
     """Check one Python file; with ``fix`` write the fixes, with ``diff`` only describe them.
 
-    A file that cannot be read or parsed gives a one-line ``FileResult.error``.
+    The fixed calls are spliced into the file's bytes (:mod:`deconvlint.source.splice`): every
+    byte outside them stays.  The file is replaced atomically, keeping its mode, and never
+    through a symbolic link that leads out of ``root`` (:func:`fix_destination`).  A file that
+    cannot be read or parsed gives a one-line ``FileResult.error``, and so does a fix that
+    cannot be written (its findings are kept).
     """
     from deconvlint.source.check import check_text
 
     shown = os.fspath(path)
     settings = settings or Settings()
     try:
-        text, encoding = _read(shown)
+        raw, text, encoding = _read(shown)
         outcome = check_text(text, settings, shown)
     except SyntaxError as exc:
         return FileOutcome(FileResult(shown, error=_syntax_message(exc)))
@@ -97,8 +125,11 @@ def check_file(
         return result
     from deconvlint.source.calls import scan
     from deconvlint.source.rewrite import SourceEditor
+    from deconvlint.source.splice import SpliceError, splice_bytes, splice_text
 
-    new_text = SourceEditor(text, scan(ast.parse(text), text).imports).apply(edits)
+    editor = SourceEditor(text, scan(ast.parse(text), text).imports)
+    replacements = editor.replacements(edits)
+    new_text = splice_text(text, replacements)
     after = check_text(new_text, settings)  # also proves the new text parses
     result.fixed = len(outcome.findings) - len(after.findings)
     if diff:
@@ -106,15 +137,21 @@ def check_file(
             difflib.unified_diff(
                 text.splitlines(keepends=True),
                 new_text.splitlines(keepends=True),
-                fromfile=shown,
-                tofile=shown,
+                fromfile=printable(shown),  # the file's lines are its own; its name is escaped
+                tofile=printable(shown),
             )
         )
         return result
-    with open(shown, "wb") as handle:
-        handle.write(new_text.encode(encoding))
+    try:
+        destination = fix_destination(shown, root)
+        write_atomically(destination, splice_bytes(raw, text, encoding, replacements))
+    except (SpliceError, ValueError, OSError) as exc:
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        result.fixed = 0
+        result.result = FileResult(shown, outcome.findings, error=f"--fix: not written: {cause}")
+        return result
     result.result = FileResult(shown, findings=after.findings)
     return result
 
 
-__all__ = ["SOURCE_SUFFIX", "FileOutcome", "check_file", "is_source"]
+__all__ = ["SOURCE_SUFFIX", "FileOutcome", "check_file", "fix_destination", "is_source"]

@@ -17,15 +17,27 @@ from __future__ import annotations
 import ast
 import textwrap
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst._nodes.internal import CodegenState
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from deconvlint.source.calls import SIGNATURES, resolve_callee
 
 Position = tuple[int, int]
 Changes = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """The text from ``start`` to ``end`` (``(line, column)``, 1-based lines and 0-based
+    columns in characters, end excluded) becomes ``code``."""
+
+    start: tuple[int, int]
+    end: tuple[int, int]
+    code: str
 
 
 def value_code(value: Any) -> str:
@@ -113,6 +125,20 @@ class _Editor(cst.CSTTransformer):
         self.edits = edits
         self.imports = imports
         self.applied: set[Position] = set()
+        self.module_indent = "    "
+        # where each edited call stood (without its parentheses), the indentation of the
+        # block it stands in, and the call it became
+        self.replaced: list[tuple[CodeRange, tuple[str, ...], cst.Call]] = []
+        self._indents: list[str] = []
+
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._indents.append(self.module_indent if node.indent is None else node.indent)
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        self._indents.pop()
+        return updated_node
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         start = self.get_metadata(PositionProvider, original_node).start
@@ -123,7 +149,10 @@ class _Editor(cst.CSTTransformer):
         if not changes or cls is None:
             return updated_node
         self.applied.add(key)
-        return edit_call(updated_node, SIGNATURES[cls], changes)
+        edited = edit_call(updated_node, SIGNATURES[cls], changes)
+        where = self.get_metadata(PositionProvider, original_node)
+        self.replaced.append((where, tuple(self._indents), edited))
+        return edited
 
 
 class _Calls(cst.CSTVisitor):
@@ -168,3 +197,29 @@ class SourceEditor:
         """The file's text with every edit applied."""
         editor = _Editor(edits, self.imports)
         return self._wrapper.visit(editor).code
+
+    def replacements(self, edits: Mapping[Position, Changes]) -> list[Replacement]:
+        """Every edit as a replacement of the text the call stands on (an edited call inside
+        another one is part of the outer call's replacement), in order: splicing them into
+        the file's text (:func:`deconvlint.source.splice.splice_text`) changes nothing else,
+        where :meth:`apply` gives libcst's rendering of the whole file."""
+        editor = _Editor(edits, self.imports)
+        editor.module_indent = self.module.default_indent
+        self._wrapper.visit(editor)
+        found: list[Replacement] = []
+        spans = [
+            ((w.start.line, w.start.column), (w.end.line, w.end.column), indents, call)
+            for w, indents, call in editor.replaced
+        ]
+        for start, end, indents, call in sorted(spans, key=lambda span: span[:2]):
+            if found and start < found[-1].end:
+                continue  # inside the previous (outer) call, whose new code holds this edit
+            # rendered as within its block, whose indentation its continuation lines add
+            state = CodegenState(
+                default_indent=self.module.default_indent,
+                default_newline=self.module.default_newline,
+                indent_tokens=list(indents),
+            )
+            call.with_changes(lpar=[], rpar=[])._codegen(state)
+            found.append(Replacement(start, end, "".join(state.tokens)))
+        return found
