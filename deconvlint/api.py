@@ -163,9 +163,13 @@ def _torch_front_end() -> Any:
 
 def _read(target: Any, example_inputs: Any, timeout: float | None) -> _Read:
     if isinstance(target, (str, os.PathLike)):
+        from deconvlint.errors import LoadError
         from deconvlint.frontends.onnx import load_graph
 
-        return _Read(load_graph(target), "onnx", os.fspath(target))
+        try:
+            return _Read(load_graph(target), "onnx", os.fspath(target))
+        except LoadError as exc:  # name the path, as the CLI's error line does
+            raise LoadError(f"{os.fspath(target)}: {exc}") from exc
     onnx = sys.modules.get("onnx")  # a ModelProto means onnx is imported already
     if onnx is not None and isinstance(target, onnx.ModelProto):
         from deconvlint.frontends.onnx import graph_from_model
@@ -244,8 +248,8 @@ def _run(
     findings = check_graph(read.graph, settings)
     result = FileResult(read.path, findings, notes=list(read.graph.report_notes))
     report = Report([result], frontend=read.frontend)
-    if warn:
-        for finding in findings:
+    if warn:  # an info finding is information, not a warning (as --fail-on's default says)
+        for finding in (f for f in findings if f.severity != "info"):
             warnings.warn(
                 DeconvLintWarning(warning_message(finding), finding), stacklevel=stacklevel + 1
             )
@@ -276,7 +280,7 @@ def check(
     Settings: ``config`` (a file, a :class:`Settings`, or ``None`` for the file discovered from
     the current folder, as the CLI does), then the keywords, which win as the CLI's flags do.
     ``fail_on`` does not change the report; it is the threshold of :func:`assert_clean` and of
-    ``report.exit_code``.  With ``warn=True`` each finding is also issued as a
+    ``report.exit_code``.  With ``warn=True`` each finding at warning or error is also issued as a
     :class:`DeconvLintWarning`.  ``probe=True`` runs the model on smooth inputs (torch for a
     module, fed the shapes of ``example_inputs``; onnxruntime for ONNX) and adds rule DL009.
 

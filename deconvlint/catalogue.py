@@ -64,6 +64,16 @@ class RuleDoc:
     flag: tuple[Example, ...] = ()  # chains the rule must fire on
     clean: tuple[Example, ...] = ()  # chains the rule must stay silent on
     extra: dict[str, Any] = field(default_factory=dict)
+    # the switch that runs the rule besides its exact id: "--probe", "weights = true"
+    enabled_by: str | None = None
+
+    @property
+    def runs(self) -> str:
+        """When the rule runs, as ``--list-rules`` shows it: ``on``, ``off`` or its switch
+        (a rule that needs ``--probe`` runs only with it, whatever the selection)."""
+        if self.default:
+            return self.enabled_by or "on"
+        return "off"
 
     def option_default(self, name: str) -> Any:
         for opt in self.options:
@@ -75,7 +85,13 @@ class RuleDoc:
         """The ``--explain`` text, under ruff's headings."""
         lines = [f"# {self.name} ({self.id})", "", f"Default severity: {self.severity}."]
         if not self.default:
-            lines.append("Not in the default selection: enable with `--select " + self.id + "`.")
+            switch = f" or `{self.enabled_by}`" if self.enabled_by else ""
+            lines.append(
+                f"Not in the default selection: enable with `--extend-select {self.id}`{switch} "
+                "(a prefix such as `DL00` or `ALL` does not select it)."
+            )
+        elif self.enabled_by:
+            lines.append(f"Runs only with `{self.enabled_by}`.")
         lines.append("")
         lines.append(self.summary.strip())
         for key, heading in DOC_SECTIONS:
@@ -148,6 +164,7 @@ def _rule_doc(raw: dict[str, Any]) -> RuleDoc:
         references=tuple(raw.get("references", []) or []),
         flag=tuple(_example(e) for e in raw.get("flag", []) or []),
         clean=tuple(_example(e) for e in raw.get("clean", []) or []),
+        enabled_by=raw.get("enabled_by"),
     )
 
 

@@ -31,6 +31,7 @@ from deconvlint.analysis import (
     is_uneven_upsampler,
 )
 from deconvlint.catalogue import RuleDoc, load_catalogue
+from deconvlint.interplay import fold_explained_outputs
 from deconvlint.ir import Graph, Kind, Node
 from deconvlint.report import Finding, Suggestion
 from deconvlint.settings import Settings
@@ -200,9 +201,34 @@ def _rewrites(node: Node) -> list[Suggestion]:
 
 
 def _maximal_stacks(ctx: Context) -> dict[tuple[str, ...], Stack]:
-    """Stacks that are not the beginning of a longer stack (the coverage pass keeps only
-    those), the worst pattern for each."""
-    return {stack.nodes: stack for stack in ctx.coverage.stacks}
+    """One stack per last layer: the longest that ends there, with the worst pattern the
+    coverage pass kept for it.  A shorter stack ending on the same layer (the 2-stack a U-Net's
+    skip connection brings there) or running inside a kept one is part of the same mistake."""
+    longest: dict[str, Stack] = {}
+    for stack in ctx.coverage.stacks:
+        best = longest.get(stack.nodes[-1])
+        if best is None or _stack_rank(stack) > _stack_rank(best):
+            longest[stack.nodes[-1]] = stack
+    kept = [s.nodes for s in longest.values()]
+    found = {
+        s.nodes: s for s in longest.values() if not any(_runs_within(s.nodes, o) for o in kept)
+    }
+    # past the pass's bound, a stack whose paths were merged says so: that is not repeated
+    # by the longest stack, so it stays (only in graphs with more paths than the pass keeps)
+    for stack in ctx.coverage.stacks:
+        if stack.truncated and "merged into one" in stack.truncated:
+            found.setdefault(stack.nodes, stack)
+    return found
+
+
+def _stack_rank(stack: Stack) -> tuple[int, float]:
+    return len(stack.nodes), _cv(stack.patterns) if stack.patterns else -1.0
+
+
+def _runs_within(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
+    """Whether ``part`` is a shorter run of consecutive layers of ``whole``."""
+    n = len(part)
+    return n < len(whole) and any(whole[i : i + n] == part for i in range(len(whole) - n + 1))
 
 
 def _cv(patterns: tuple[np.ndarray, ...]) -> float:
@@ -399,14 +425,16 @@ def run_rules(graph: Graph, settings: Settings) -> list[Finding]:
     if missing:
         raise RuntimeError(f"rules without a catalogue entry: {sorted(missing)}")
     shared: dict[str, CoverageResult] = {}
-    findings: list[Finding] = []
+    raw: list[Finding] = []
     for rule_id, fn in sorted(RULES.items()):
         doc = catalogue[rule_id]
-        if not settings.is_enabled(rule_id, doc.default):
-            continue
-        for finding in fn(Context(graph, settings, doc, shared)):
-            if not settings.is_ignored_for_node(rule_id, finding.node):
-                findings.append(finding)
+        if settings.is_enabled(rule_id, doc.default):
+            raw += fn(Context(graph, settings, doc, shared))
+    # a cause is reported once: before per-node ignores, so that ignoring DL001 on a layer
+    # does not bring its consequence back as DL004
+    findings = [
+        f for f in fold_explained_outputs(raw) if not settings.is_ignored_for_node(f.rule, f.node)
+    ]
     if graph.measurements:
         from deconvlint.checks_weights import annotate_measurements
 

@@ -34,6 +34,7 @@ from deconvlint.settings import Settings
 
 if TYPE_CHECKING:
     from deconvlint.config import Options
+    from deconvlint.discovery import Exclusion
     from deconvlint.targets import ModelSpec
 
 PROG = "deconvlint"
@@ -62,7 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         "or package.module:attribute targets naming a torch model (default: the models listed "
         "in the configuration, else .)",
     )
-    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    parser.add_argument(
+        "--format",
+        "--output-format",  # ruff's spelling
+        dest="format",
+        choices=FORMATS,
+        default="text",
+        help="output format",
+    )
     parser.add_argument(
         "--select",
         metavar="RULES",
@@ -96,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--models",
         action="store_true",
         help="check the models listed in the configuration (with no PATH: only those)",
+    )
+    parser.add_argument(
+        "--allow-no-models",
+        action="store_true",
+        help="with --models: exit 0 quietly when the configuration lists no models (the "
+        "pre-commit hook uses it)",
     )
     parser.add_argument(
         "--trust-pickle",
@@ -149,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a PNG per finding into DIR: the interior coverage or the measured response "
         "over a few periods (matplotlib, deconvlint[plot])",
     )
-    parser.add_argument("--explain", metavar="RULE", help="explain a rule and exit")
+    parser.add_argument(
+        "--explain", metavar="RULE", help="explain a rule (its id or name) and exit"
+    )
     parser.add_argument("--list-rules", action="store_true", help="list all rules and exit")
     parser.add_argument(
         "--statistics",
@@ -159,10 +175,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="print only findings and errors, no summary"
     )
+    _add_file_arguments(parser)
     _add_ci_arguments(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-V", "--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the text output: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR "
+        "forces it), always or never",
+    )
     return parser
+
+
+def _add_file_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which files a folder stands for, as ruff spells it."""
+    parser.add_argument(
+        "--exclude",
+        metavar="GLOBS",
+        help="comma-separated globs of files and folders a folder leaves out, instead of the "
+        "default (hidden folders, __pycache__, node_modules, site-packages)",
+    )
+    parser.add_argument("--extend-exclude", metavar="GLOBS", help="globs to leave out in addition")
+    parser.add_argument(
+        "--respect-gitignore",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="leave out what git ignores (.gitignore, .git/info/exclude) inside a git work tree "
+        "(default: on)",
+    )
 
 
 def _add_ci_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,7 +218,10 @@ def _add_ci_arguments(parser: argparse.ArgumentParser) -> None:
         help="check files in N parallel processes (default: the number of CPUs)",
     )
     parser.add_argument(
+        "-o",
         "--output",
+        "--output-file",  # ruff's spelling
+        dest="output",
         metavar="FILE",
         help="write the chosen --format to FILE; the terminal keeps the text summary",
     )
@@ -327,7 +372,10 @@ def _explain(rule: str) -> int:
     from deconvlint.catalogue import load_catalogue
 
     catalogue = load_catalogue()
-    doc = catalogue.get(rule.strip().upper())
+    wanted = rule.strip()
+    doc = catalogue.get(wanted.upper()) or next(
+        (d for d in catalogue.values() if d.name == wanted.lower()), None
+    )
     if doc is None:
         known = ", ".join(catalogue) or "none"
         return _fail(f"{PROG}: error: --explain: unknown rule {rule!r} (known rules: {known})")
@@ -337,7 +385,7 @@ def _explain(rule: str) -> int:
 
 def _configured_models(args: argparse.Namespace, config: Options) -> tuple[ModelSpec, ...]:
     """The configuration's models to check: with ``--models``, or when no PATH is given."""
-    if args.models and not config.models:
+    if args.models and not config.models and not args.allow_no_models:
         where = f" ({config.source})" if config.source else ""
         raise ConfigError(
             f"{PROG}: error: --models: the configuration{where} lists no models "
@@ -347,6 +395,29 @@ def _configured_models(args: argparse.Namespace, config: Options) -> tuple[Model
         return ()
     shapes = tuple(args.input_shape or ())  # the flag wins over the file, as flags always do
     return tuple(replace(m, input_shapes=shapes) if shapes else m for m in config.models)
+
+
+def _globs(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(g.strip() for g in text.split(",") if g.strip())
+
+
+def exclusion(args: argparse.Namespace, config: Options) -> Exclusion:
+    """What folders leave out: the defaults, then the file's ``exclude`` / ``extend-exclude``
+    (relative to its folder), then the flags' (relative to the current folder), as in ruff."""
+    from deconvlint.discovery import DEFAULT_EXCLUDE, Exclusion
+
+    patterns = [(p, "") for p in DEFAULT_EXCLUDE]
+    for root, exclude, extend in (
+        (config.root or os.curdir, config.exclude, config.extend_exclude),
+        (os.curdir, _globs(args.exclude), _globs(args.extend_exclude)),
+    ):
+        if exclude is not None:
+            patterns = [(p, root) for p in exclude]
+        patterns += [(p, root) for p in extend or ()]
+    respect = args.respect_gitignore
+    if respect is None:
+        respect = config.respect_gitignore is not False
+    return Exclusion(tuple(patterns), respect)
 
 
 def _check_all(
@@ -359,7 +430,8 @@ def _check_all(
 
     shapes = tuple(args.input_shape or ())
     inputs: list[FileResult | ModelSpec] = []
-    for target in collect_targets(args.paths or ([] if models else ["."])):
+    found = collect_targets(args.paths or ([] if models else ["."]), args.exclusion)
+    for target in found:
         if target.error is not None:
             inputs.append(FileResult(path=target.display, error=target.error))
         elif _is_source(target.display):  # here, in order: --fix writes, --diff prints
@@ -434,8 +506,11 @@ def _check_source(
     if outcome.diff:
         _write(sys.stdout, outcome.diff)
     if args.verbose and outcome.result.error is None:
+        from deconvlint.formatters.text import plural
+
+        checked = plural(outcome.checked, "upsampling call")
         print(
-            f"{printable(path)}: {outcome.checked} upsampling call(s) with literal geometry checked, "
+            f"{printable(path)}: {checked} with literal geometry checked, "
             f"{outcome.skipped} skipped (geometry not literal)",
             file=sys.stderr,
         )
@@ -446,15 +521,27 @@ def _fix_summary(args: argparse.Namespace) -> str | None:
     tally = args.source_tally
     if not (args.fix or args.diff):
         return None
+    from deconvlint.formatters.text import plural
+
     verb = "Would fix" if args.diff else "Fixed"
-    text = f"{verb} {tally['fixed']} finding(s) in {tally['changed']} file(s)."
+    text = f"{verb} {plural(tally['fixed'], 'finding')} in {plural(tally['changed'], 'file')}."
     if tally["unsafe"]:
-        text += f" {tally['unsafe']} more unsafe fix(es) (kernel rewrites) with --unsafe-fixes."
+        more = plural(tally["unsafe"], "more unsafe fix", "more unsafe fixes")
+        text += f" {more} (kernel rewrites) with --unsafe-fixes."
     return text
 
 
-def _use_color() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+def use_color(choice: str = "auto") -> bool:
+    """``--color``: ``always``, ``never``, or ``auto``: off when ``NO_COLOR`` is set (not
+    empty), on when ``FORCE_COLOR`` is, else on a terminal (the no-color.org and
+    force-color.org conventions, as ruff reads them)."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return sys.stdout.isatty()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -478,6 +565,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config, settings, notes = resolve_configuration(args)
         models = _configured_models(args, config)
+        args.exclusion = exclusion(args, config)
     except ConfigError as exc:
         if args.debug:
             traceback.print_exc(file=sys.stderr)
@@ -485,6 +573,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for note in notes:
             print(printable(note), file=sys.stderr)
+    if args.models and not models and not args.paths:  # --allow-no-models: nothing to check
+        return 0
     args.source_tally = {"fixed": 0, "unsafe": 0, "changed": 0}
     if args.probe:
         settings = replace(settings, probe=True)
@@ -503,7 +593,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(f"wrote {printable(str(written))}", file=sys.stderr)
 
-    style = Style(color=_use_color() and args.output is None, summary=not args.quiet)
+    style = Style(color=use_color(args.color) and args.output is None, summary=not args.quiet)
     render = formatter.format_statistics if args.statistics else formatter.format_report
     rendered = render(report, style)
     failed_write = _write_files(args, report, rendered)

@@ -24,7 +24,7 @@ file, the key and, where it can be found, the line::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,16 @@ PYPROJECT_NAME = "pyproject.toml"
 TOML_TABLE = ("tool", "deconvlint")
 
 _LIST_KEYS = ("select", "extend-select", "ignore")
-_KNOWN_KEYS = (*_LIST_KEYS, "fail-on", "per-node-ignores", "models", "weights")
+_EXCLUDE_KEYS = ("exclude", "extend-exclude")
+_KNOWN_KEYS = (
+    *_LIST_KEYS,
+    "fail-on",
+    "per-node-ignores",
+    "models",
+    "weights",
+    *_EXCLUDE_KEYS,
+    "respect-gitignore",
+)
 #: ``weights = true`` turns on the rules that are off by default because they read weights.
 WEIGHT_RULES = ("DL007",)
 _MODEL_KEYS = ("target", "kwargs", "input-shape")
@@ -70,6 +79,11 @@ class Options:
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     models: tuple[ModelSpec, ...] = ()  # torch models to check when no path is given
     source: str | None = None  # the file these came from, for messages
+    # which files a folder stands for (globs; see deconvlint.discovery.Exclusion)
+    exclude: tuple[str, ...] | None = None
+    extend_exclude: tuple[str, ...] = ()
+    respect_gitignore: bool | None = None
+    root: str | None = None  # the configuration's folder: path globs are relative to it
 
 
 @dataclass(frozen=True)
@@ -255,9 +269,19 @@ def _check(data: Any, source: _Source, catalogue: Mapping[str, RuleDoc]) -> Opti
     rule_options: dict[str, dict[str, Any]] = {}
     models: tuple[ModelSpec, ...] = ()
     weights = False
+    globs: dict[str, tuple[str, ...]] = {}
+    respect_gitignore: bool | None = None
     for key, value in data.items():
         key = str(key)
-        if key in _LIST_KEYS:
+        if key in _EXCLUDE_KEYS:
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise source.fail((key,), f"expected a list of globs, got {_type_name(value)}")
+            globs[key] = tuple(value)
+        elif key == "respect-gitignore":
+            if not isinstance(value, bool):
+                raise source.fail((key,), f"expected true or false, got {_type_name(value)}")
+            respect_gitignore = value
+        elif key in _LIST_KEYS:
             try:
                 lists[key] = parse_selectors(value, catalogue)
             except ValueError as exc:
@@ -304,6 +328,9 @@ def _check(data: Any, source: _Source, catalogue: Mapping[str, RuleDoc]) -> Opti
         rule_options=rule_options,
         models=models,
         source=source.shown,
+        exclude=globs.get("exclude"),
+        extend_exclude=globs.get("extend-exclude", ()),
+        respect_gitignore=respect_gitignore,
     )
 
 
@@ -349,21 +376,36 @@ def load_config(path: Path, catalogue: Mapping[str, RuleDoc] | None = None) -> O
     options = parse_config_text(text, shown, kind=kind, catalogue=catalogue)
     # Listed models import from the configuration's folder too, wherever deconvlint runs.
     folder = str(path.resolve().parent)
-    return replace(options, models=tuple(replace(m, import_dir=folder) for m in options.models))
+    return replace(
+        options,
+        models=tuple(replace(m, import_dir=folder) for m in options.models),
+        root=folder,
+    )
 
 
 # --- merging ----------------------------------------------------------------------------------
 
 
-def _matching(selectors: Sequence[str], rule_ids: Sequence[str]) -> set[str]:
-    return {r for r in rule_ids if any(s == "ALL" or r.startswith(s) for s in selectors)}
+def _matching(
+    selectors: Sequence[str], rule_ids: Sequence[str], opt_in: Collection[str] = ()
+) -> set[str]:
+    # an opt-in rule (off by default) is selected by its exact id only, never by a prefix
+    return {
+        r
+        for r in rule_ids
+        if (
+            r in selectors if r in opt_in else any(s == "ALL" or r.startswith(s) for s in selectors)
+        )
+    }
 
 
-def _apply_layer(enabled: set[str], layer: Options, rule_ids: Sequence[str]) -> set[str]:
+def _apply_layer(
+    enabled: set[str], layer: Options, rule_ids: Sequence[str], opt_in: Collection[str]
+) -> set[str]:
     # As in ruff: a layer's `select` starts over, `extend-select` adds, `ignore` removes.
     if layer.select is not None:
-        enabled = _matching(layer.select, rule_ids)
-    enabled = enabled | _matching(layer.extend_select or (), rule_ids)
+        enabled = _matching(layer.select, rule_ids, opt_in)
+    enabled = enabled | _matching(layer.extend_select or (), rule_ids, opt_in)
     return enabled - _matching(layer.ignore or (), rule_ids)
 
 
@@ -389,8 +431,9 @@ def merge(
     ):
         rule_ids = list(catalogue)
         enabled = {r for r, doc in catalogue.items() if doc.default}
+        opt_in = {r for r, doc in catalogue.items() if not doc.default}
         for layer in layers:
-            enabled = _apply_layer(enabled, layer, rule_ids)
+            enabled = _apply_layer(enabled, layer, rule_ids, opt_in)
         select: tuple[str, ...] | None = tuple(sorted(enabled))
     else:
         select = None

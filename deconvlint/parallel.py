@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -86,10 +87,13 @@ class Progress:
 
 
 def _columns(stream: IO[str]) -> int:
+    """The terminal's width; a terminal that reports 0 columns (some CI pseudo-terminals,
+    serial consoles) gets ``COLUMNS`` or 80, as :func:`shutil.get_terminal_size` does."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError, AttributeError):
-        return 80
+        columns = 0
+    return columns if columns > 0 else shutil.get_terminal_size((80, 24)).columns or 80
 
 
 def wants_progress(total: int, stream: IO[str] | None = None) -> bool:

@@ -3,9 +3,9 @@
 The CLI and the config loader (:mod:`deconvlint.config`) build one :class:`Settings`; the engine
 only reads it.
 
->>> s = Settings(select=("DL00",), ignore=("DL006",))
->>> s.is_enabled("DL001"), s.is_enabled("DL006")
-(True, False)
+>>> s = Settings(select=("DL00",), ignore=("DL005",))
+>>> s.is_enabled("DL001"), s.is_enabled("DL005"), s.is_enabled("DL006", default=False)
+(True, False, False)
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from typing import Any
 _WILDCARDS = "*?["
 
 
-def _matches(rule_id: str, selectors: tuple[str, ...]) -> bool:
+def _matches(rule_id: str, selectors: tuple[str, ...], exact: bool = False) -> bool:
     # A selector is a rule id or a prefix of one ("DL", "DL00"), as in ruff; "ALL" selects all.
+    # An opt-in rule is selected only by its exact id (``exact``), as ruff's preview rules are
+    # with explicit-preview-rules: a prefix never switches it on by surprise.
+    if exact:
+        return rule_id in selectors
     return any(sel == "ALL" or rule_id.startswith(sel) for sel in selectors)
 
 
@@ -116,8 +120,9 @@ class Settings:
 
     def is_enabled(self, rule_id: str, default: bool = True) -> bool:
         """Whether ``rule_id`` runs: selected (or default-on), not ignored."""
-        selected = default if self.select is None else _matches(rule_id, self.select)
-        selected = selected or _matches(rule_id, self.extend_select)
+        opt_in = not default
+        selected = default if self.select is None else _matches(rule_id, self.select, opt_in)
+        selected = selected or _matches(rule_id, self.extend_select, opt_in)
         return selected and not _matches(rule_id, self.ignore)
 
     def is_ignored_for_node(self, rule_id: str, node: str) -> bool:

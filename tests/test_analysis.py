@@ -53,7 +53,7 @@ def test_issue_cases():
 def test_json_metrics_match_the_contract_example():
     graph = chain_graph("ConvTranspose2d(k=3, s=2, p=1, op=1)")
     (dl001,) = [f for f in rules(graph) if f.rule == "DL001"]
-    assert dl001.metrics == {
+    layer_metrics = {
         "pattern": [[1, 2], [1, 2]],
         "period": [2, 2],
         "max_coverage": 4,
@@ -61,6 +61,9 @@ def test_json_metrics_match_the_contract_example():
         "ratio": 4.0,
         "cv": 0.4843,
     }
+    # with the graph output this layer makes uneven (a DL004 it explains, folded into it)
+    output = {"output": "v1", "node": "layer0", **layer_metrics}
+    assert dl001.metrics == {**layer_metrics, "outputs": [output]}
 
 
 def test_stylegan_blur_after_k3_is_uniform_and_lowers_dl001():
@@ -84,7 +87,12 @@ def test_joins_keep_paths_apart():
     result = CoveragePass(graph).run()
     patterns = sorted(s.patterns[0].tolist() for s in result.states["y"])
     assert patterns == [[1.0, 2.0], [2.0]]  # k4's constant [2, 2] is carried as one period [2]
-    (dl004,) = [f for f in rules(graph) if f.rule == "DL004"]
+    # by default the k3 layer's DL001 explains the output and carries its metrics ...
+    assert [f.rule for f in rules(graph)] == ["DL001"]
+    (dl001,) = rules(graph)
+    assert [(o["output"], o["node"]) for o in dl001.metrics["outputs"]] == [("y", "add")]
+    # ... and DL004 on its own still names the output and the layer behind it
+    (dl004,) = run_rules(graph, Settings(select=("DL004",)))
     assert dl004.node == "add" and dl004.metrics["output"] == "y"
     assert dl004.metrics["nodes"] == ["up3"]
 
@@ -195,4 +203,5 @@ def test_constant_patterns_are_shortened_and_the_findings_stay():
     states = CoveragePass(graph).run().states
     assert [len(c) for s in states["v1"] for c in s.patterns] == [1]
     assert [c.tolist() for s in states["v3"] for c in s.patterns] == [[14.0, 28.0]]
-    assert [f.rule for f in rules(graph)] == ["DL001", "DL004"]
+    assert [f.rule for f in rules(graph)] == ["DL001"]
+    assert [f.rule for f in run_rules(graph, Settings(select=("DL004",)))] == ["DL004"]

@@ -179,7 +179,7 @@ def test_summary_counts_severities(tmp: Path) -> None:
     model(tmp, "b.onnx", COMPENSATED)
     proc = run_fake("a.onnx", "b.onnx", cwd=tmp)
     assert proc.returncode == 1
-    assert proc.stdout.splitlines()[-1] == "Found 5 findings (4 warnings, 1 info) in 2 files."
+    assert proc.stdout.splitlines()[-1] == "Found 4 findings (3 warnings, 1 info) in 2 files."
 
 
 def test_no_paths_checks_the_current_folder(tmp: Path) -> None:
@@ -283,11 +283,9 @@ def test_nothing_is_written_next_to_the_models(tmp: Path) -> None:
 
 def test_select_ignore_extend_select(tmp: Path) -> None:
     model(tmp, "m.onnx", STACK)
-    assert sorted(set(rules_found(run_fake("m.onnx", cwd=tmp).stdout))) == [
-        "DL001",
-        "DL003",
-        "DL004",
-    ]
+    assert sorted(set(rules_found(run_fake("m.onnx", cwd=tmp).stdout))) == ["DL001", "DL003"]
+    # DL004 where nothing else explains the output: here, when only it is selected
+    assert rules_found(run_fake("--select", "DL004", "m.onnx", cwd=tmp).stdout) == ["DL004"]
     assert set(rules_found(run_fake("--select", "DL001", "m.onnx", cwd=tmp).stdout)) == {"DL001"}
     proc = run_fake("--select", "DL003", "--extend-select", "DL001", "m.onnx", cwd=tmp)
     assert set(rules_found(proc.stdout)) == {"DL001", "DL003"}
@@ -327,7 +325,7 @@ def test_error_in_one_input_wins_over_findings(tmp: Path) -> None:
     proc = run_fake("warn.onnx", "bad.onnx", cwd=tmp)
     assert proc.returncode == 2
     assert proc.stdout.splitlines()[-1] == (
-        "Found 2 findings (2 warnings) in 1 file; 1 file could not be analysed."
+        "Found 1 finding (1 warning) in 1 file; 1 file could not be analysed."
     )
 
 
@@ -342,10 +340,10 @@ def test_statistics(tmp: Path) -> None:
     lines = proc.stdout.splitlines()
     assert [line.split("\t") for line in lines[:3]] == [
         ["3", "DL001", "[warning]", "uneven-overlap"],
-        ["2", "DL004", "[warning]", "output-coverage-variance"],
         ["1", "DL003", "[warning]", "stacked-uneven-overlap"],
+        ["Found 4 findings (4 warnings) in 2 files."],
     ]
-    assert lines[-1] == "Found 6 findings (6 warnings) in 2 files."
+    assert lines[-1] == "Found 4 findings (4 warnings) in 2 files."
     assert not headers(proc.stdout)
     stats = json.loads(
         run_fake("--statistics", "--format", "json", "a.onnx", "b.onnx", cwd=tmp).stdout
@@ -446,7 +444,8 @@ def test_list_rules() -> None:
     assert set(table) == set(expected)
     for rule_id, (name, severity) in expected.items():
         assert table[rule_id][1:3] == [name, severity]
-        assert table[rule_id][3] == ("off" if rule_id == "DL007" else "on")
+        runs = {"DL006": "off", "DL007": "off", "DL009": "--probe"}.get(rule_id, "on")
+        assert table[rule_id][3] == runs
     rules = json.loads(run_real("--list-rules", "--format", "json").stdout)
     assert [r["id"] for r in rules] == sorted(expected)
 
@@ -479,7 +478,7 @@ def test_yaml_wins_over_pyproject_in_the_same_folder(tmp: Path) -> None:
     (tmp / "pyproject.toml").write_text('[tool.deconvlint]\nignore = ["DL003"]\n')
     model(tmp, "m.onnx", STACK)
     proc = run_fake("m.onnx", cwd=tmp)
-    assert set(rules_found(proc.stdout)) == {"DL003", "DL004"}
+    assert set(rules_found(proc.stdout)) == {"DL003"}  # which explains the output (no DL004)
     assert "pyproject.toml: warning:" in proc.stderr and ".deconvlint.yaml" in proc.stderr
     assert run_fake("-q", "m.onnx", cwd=tmp).stderr == ""
 
@@ -494,9 +493,11 @@ def test_per_node_ignores_and_rule_options(tmp: Path) -> None:
     proc = run_fake("m.onnx", cwd=tmp)
     # decoder.up1: DL001 ignored; decoder.up2: everything ignored (DL003 and DL004 sit there)
     assert rules_found(proc.stdout) == []
-    (tmp / "pyproject.toml").write_text("[tool.deconvlint.DL004]\nmax-cv = 0.5\n")
+    # DL004 alone (the layer rules would explain the output and fold it)
+    only = '[tool.deconvlint]\nselect = ["DL004"]\n\n'
+    (tmp / "pyproject.toml").write_text(only + "[tool.deconvlint.DL004]\nmax-cv = 0.5\n")
     assert "DL004" in rules_found(run_fake("m.onnx", cwd=tmp).stdout)  # cv 0.5386 > 0.5
-    (tmp / "pyproject.toml").write_text("[tool.deconvlint.DL004]\nmax-cv = 0.6\n")
+    (tmp / "pyproject.toml").write_text(only + "[tool.deconvlint.DL004]\nmax-cv = 0.6\n")
     assert "DL004" not in rules_found(run_fake("m.onnx", cwd=tmp).stdout)
 
 

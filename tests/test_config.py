@@ -213,9 +213,24 @@ def test_no_selection_anywhere_keeps_the_catalogue_defaults() -> None:
 def test_config_selection() -> None:
     assert enabled(merge(Options(select=("DL001",)), Options())) == ["DL001"]
     assert enabled(merge(Options(ignore=("DL00",)), Options())) == []
-    assert enabled(merge(Options(select=("ALL",), ignore=("DL006",)), Options())) == [
-        r for r in ALL_RULES if r != "DL006"
+    assert enabled(merge(Options(select=("ALL",), ignore=("DL005",)), Options())) == [
+        r for r in ALL_RULES if r not in ("DL005", "DL006", "DL007")
     ]
+
+
+def test_opt_in_rules_need_their_exact_id() -> None:
+    # select = ["DL00"] (the README's example) must not switch on an opt-in rule by surprise
+    dl00 = enabled(merge(Options(select=("DL00",)), Options()))
+    assert "DL006" not in dl00 and "DL007" not in dl00 and "DL001" in dl00
+    assert "DL006" not in enabled(merge(Options(select=("ALL",)), Options()))
+    assert "DL006" in enabled(merge(Options(select=("DL00",)), Options(extend_select=("DL006",))))
+    assert "DL007" in enabled(merge(Options(select=("DL001", "DL007")), Options()))
+    weights = toml("[tool.deconvlint]\nweights = true\nselect = ['DL00']\n")
+    assert "DL007" in enabled(merge(weights, Options()))
+    # a prefix still ignores them
+    assert "DL006" not in enabled(
+        merge(Options(extend_select=("DL006",), ignore=("DL",)), Options())
+    )
 
 
 def test_flag_select_starts_over_and_beats_config_ignore() -> None:
@@ -362,3 +377,16 @@ def test_weights_true_turns_on_the_weight_rules(tmp_path: Path) -> None:
     path.write_text("weights: 1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="weights: expected true or false"):
         load_config(path)
+
+
+def test_readme_example_configuration_switches_on_only_what_it_names() -> None:
+    """The README's example: select = ["DL00"] must not switch on DL007 (opt-in) by surprise;
+    DL006 is on because the example names it exactly."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration", 1)[1]
+    toml_block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    yaml_block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    for options in (toml(toml_block), yaml(yaml_block)):
+        assert enabled(merge(options, Options())) == [
+            "DL001", "DL002", "DL003", "DL004", "DL006", "DL008", "DL009"
+        ]  # fmt: skip

@@ -163,7 +163,7 @@ def test_summaries() -> None:
     assert text.format_summary(Report([warn, bad, bad])) == (
         "Found 3 findings (1 warning, 2 info) in 1 file; 2 files could not be analysed."
     )
-    assert text.format_summary(Report([bad])) == "No file could be analysed (1 file)."
+    assert text.format_summary(Report([bad])) == "No input could be analysed (1 error)."
 
 
 def test_report_layout_and_quiet() -> None:
@@ -186,7 +186,7 @@ def test_statistics_count_per_rule() -> None:
     findings = [finding(), finding(severity="info"), finding(), finding(rule="DL004")]
     report = Report([FileResult("a.onnx", findings), FileResult("b.onnx", [finding()])])
     assert text.format_statistics(report, Style(summary=False)) == (
-        "4\tDL001\t[3 warning, 1 info]\tuneven-overlap\n1\tDL004\t[warning]\tuneven-overlap\n"
+        "4\tDL001\t[3 warnings, 1 info]\tuneven-overlap\n1\tDL004\t[warning]\tuneven-overlap\n"
     )
     assert text.format_statistics(Report([FileResult("a.onnx")]), Style(summary=False)) == ""
     assert text.format_statistics(Report([FileResult("a.onnx")])) == (

@@ -168,11 +168,11 @@ def test_output_file_and_summary_on_the_terminal(tmp_path: Path) -> None:
     out = tmp_path / "deconvlint.sarif"
     proc = deconvlint("examples", "--format", "sarif", "--output", str(out))
     assert proc.returncode == 1
-    assert proc.stdout == "Found 5 findings (4 warnings, 1 info) in 4 files.\n"
-    assert len(json.loads(out.read_text())["runs"][0]["results"]) == 5
+    assert proc.stdout == "Found 4 findings (3 warnings, 1 info) in 4 files.\n"
+    assert len(json.loads(out.read_text())["runs"][0]["results"]) == 4
     quiet = deconvlint("examples", "--format", "json", "--output", str(out), "-q")
     assert quiet.stdout == ""
-    assert json.loads(out.read_text())["summary"]["findings"] == 5
+    assert json.loads(out.read_text())["summary"]["findings"] == 4
 
 
 def test_output_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:

@@ -145,7 +145,7 @@ def test_folder_with_python_files_and_no_model_is_checked(tmp_path: Path) -> Non
     proc = run("-v", "src", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "All checks passed (2 files)." in proc.stdout
-    assert "a.py: 1 upsampling call(s) with literal geometry checked, 0 skipped" in proc.stderr
+    assert "a.py: 1 upsampling call with literal geometry checked, 0 skipped" in proc.stderr
 
 
 def test_syntax_error_is_one_line_and_other_files_are_still_checked(tmp_path: Path) -> None:
@@ -208,7 +208,7 @@ def test_diff_prints_and_writes_nothing(tmp_path: Path) -> None:
     assert (
         '+        return F.interpolate(x, scale_factor=(1.5, 1.5), mode="bilinear"' in proc.stdout
     )
-    assert "Would fix 1 finding(s) in 1 file(s). 3 more unsafe fix(es)" in proc.stderr
+    assert "Would fix 1 finding in 1 file. 3 more unsafe fixes" in proc.stderr
     unsafe = run("--diff", "--unsafe-fixes", "unet.py", cwd=tmp_path)
     assert unsafe.returncode == 1 and "+            kernel_size=4," in unsafe.stdout
     assert "+            output_padding=0,  # keep 2x" in unsafe.stdout

@@ -239,7 +239,7 @@ def _files_table(report: Report) -> str:
             status = f'<span class="broken">could not be analysed: {escape(r.error)}</span>'
         else:
             counts = {s: sum(f.severity == s for f in r.findings) for s in reversed(SEVERITIES)}
-            status = ", ".join(text_format._plural(n, s) for s, n in counts.items() if n) or "clean"
+            status = ", ".join(text_format.plural(n, s) for s, n in counts.items() if n) or "clean"
         rows.append(
             f"<tr><td><code>{escape(r.path)}</code></td>"
             f'<td class="n">{len(r.findings)}</td><td>{status}</td></tr>'
@@ -300,7 +300,7 @@ def format_rules(catalogue: Mapping[str, Any]) -> str:
     """``--list-rules`` as an HTML table."""
     rows = "".join(
         f"<tr><td>{escape(d.id)}</td><td>{escape(d.name)}</td><td>{_severity(d.severity)}</td>"
-        f"<td>{'on' if d.default else 'off'}</td><td>{escape(' '.join(d.summary.split()))}</td></tr>"
+        f"<td>{escape(d.runs)}</td><td>{escape(' '.join(d.summary.split()))}</td></tr>"
         for d in catalogue.values()
     )
     return _page(

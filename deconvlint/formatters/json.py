@@ -68,7 +68,7 @@ def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
 
 
 def format_rules(catalogue: Mapping[str, Any]) -> str:
-    """``--list-rules`` as a JSON list of ``{id, name, severity, default, summary, options}``."""
+    """``--list-rules`` as a JSON list of ``{id, name, severity, default, runs, summary, options}``."""
     return _dumps(
         [
             {
@@ -76,6 +76,7 @@ def format_rules(catalogue: Mapping[str, Any]) -> str:
                 "name": doc.name,
                 "severity": doc.severity,
                 "default": doc.default,
+                "runs": doc.runs,
                 "summary": " ".join(doc.summary.split()),
                 "options": [
                     {"name": o.name, "type": o.type, "default": o.default} for o in doc.options

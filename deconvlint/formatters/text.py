@@ -43,6 +43,7 @@ _SHOWN_METRICS = (
     "cv",
     "nodes",
     "output",
+    "outputs",
 )
 
 _COLORS = {"error": "31", "warning": "33", "info": "36", "bold": "1", "dim": "2"}
@@ -153,6 +154,14 @@ def _coverage_line(metrics: Mapping[str, Any]) -> str | None:
     return "coverage: " + ", ".join(parts) if parts else None
 
 
+def _output_line(entry: Mapping[str, Any]) -> str:
+    """What reaches a graph output because of this finding (a DL004 it explains)."""
+    axes = _axis_patterns(entry.get("pattern"))
+    shown = _pattern_line(axes, entry.get("period"))[len("pattern: ") :] if axes else "n/a"
+    coverage = (_coverage_line(entry) or "")[len("coverage: ") :]
+    return f"at output '{fmt_value(entry.get('output'))}': {shown}; {coverage}"
+
+
 def finding_details(finding: Finding) -> list[str]:
     """The evidence under a finding's header: pattern, metrics, picture and suggestions."""
     metrics = finding.metrics or {}
@@ -176,6 +185,7 @@ def finding_details(finding: Finding) -> list[str]:
     ]
     if axes is not None:
         lines += _picture(axes)
+    lines += [_output_line(entry) for entry in metrics.get("outputs") or ()]
     if finding.source:
         lines.append(f"defined at: {finding.source}")
     if finding.library_source:
@@ -207,9 +217,15 @@ def format_note(path: str, note: str) -> str:
     return f"{printable(path)}: note: {one_line(note)}"
 
 
-def _plural(count: int, word: str) -> str:
-    plural = word if count == 1 or word == "info" else f"{word}s"
-    return f"{count} {plural}"
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 finding``, ``2 findings``, ``2 fixes`` (``many``); ``info`` has no plural.
+
+    >>> plural(1, "finding"), plural(2, "finding"), plural(2, "info"), plural(0, "fix", "fixes")
+    ('1 finding', '2 findings', '2 info', '0 fixes')
+    """
+    if count == 1 or word == "info":
+        return f"{count} {word}"
+    return f"{count} {many or word + 's'}"
 
 
 def format_summary(report: Report) -> str:
@@ -221,19 +237,20 @@ def format_summary(report: Report) -> str:
     """
     summary = report.summary()
     analysed = summary["files"] - summary["errors"]
-    broken = f"{_plural(summary['errors'], 'file')} could not be analysed"
+    broken = f"{plural(summary['errors'], 'file')} could not be analysed"
     if summary["findings"]:
-        counts = ", ".join(_plural(n, s) for s, n in summary["by_severity"].items())
+        counts = ", ".join(plural(n, s) for s, n in summary["by_severity"].items())
         text = (
-            f"Found {_plural(summary['findings'], 'finding')} ({counts}) "
-            f"in {_plural(analysed, 'file')}"
+            f"Found {plural(summary['findings'], 'finding')} ({counts}) "
+            f"in {plural(analysed, 'file')}"
         )
         return text + (f"; {broken}." if summary["errors"] else ".")
     if not summary["errors"]:
-        return f"All checks passed ({_plural(analysed, 'file')})."
+        return f"All checks passed ({plural(analysed, 'file')})."
     if analysed:
-        return f"No findings in {_plural(analysed, 'file')}; {broken}."
-    return f"No file could be analysed ({_plural(summary['errors'], 'file')})."
+        return f"No findings in {plural(analysed, 'file')}; {broken}."
+    # the inputs may be module targets, not files: the error lines above say what each was
+    return f"No input could be analysed ({plural(summary['errors'], 'error')})."
 
 
 def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
@@ -251,7 +268,7 @@ def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
 def _severity_label(by_severity: Mapping[str, int]) -> str:
     if len(by_severity) == 1:
         return f"[{next(iter(by_severity))}]"
-    return "[" + ", ".join(f"{n} {s}" for s, n in by_severity.items()) + "]"
+    return "[" + ", ".join(plural(n, s) for s, n in by_severity.items()) + "]"
 
 
 def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
@@ -261,7 +278,7 @@ def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
     >>> f = Finding("DL001", "uneven-overlap", "warning", "up1", "ConvTranspose", "uneven")
     >>> g = Finding("DL001", "uneven-overlap", "info", "up2", "ConvTranspose", "compensated")
     >>> format_statistics(Report([FileResult("m.onnx", [f, f, g])]), Style(summary=False))
-    '3\\tDL001\\t[2 warning, 1 info]\\tuneven-overlap\\n'
+    '3\\tDL001\\t[2 warnings, 1 info]\\tuneven-overlap\\n'
     """
     rows = statistics(report)
     width = max((len(str(row.count)) for row in rows), default=1)
@@ -283,7 +300,7 @@ def format_rules(catalogue: Mapping[str, Any]) -> str:
             doc.id,
             doc.name,
             doc.severity,
-            "on" if doc.default else "off",
+            doc.runs,
             " ".join(doc.summary.split()),
         )
         for doc in catalogue.values()

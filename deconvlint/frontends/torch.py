@@ -244,9 +244,29 @@ def _first_complete(
             f"{reader}: could not place on a coverage path: {', '.join(missing)}"
         )
         return _noted(graph, [f for f in failures if f[0] != reader], reader), reader
-    raise TraceError(
-        "could not read the model: " + "; ".join(f"{name}: {why}" for name, why in failures)
-    )
+    raise TraceError("could not read the model: " + _failures_text(failures))
+
+
+_DOES_NOT_RUN = "the model does not run on the example inputs: "
+
+
+def _failures_text(failures: list[tuple[str, str]]) -> str:
+    """Each cause once, with the readers that failed for it: a model that raises the same
+    error under every reader (a wrong input shape) gets that error stated once.
+
+    >>> _failures_text([("hooks", "E: x"), ("fx", _DOES_NOT_RUN + "E: x"), ("export", "E: x")])
+    'hooks, fx, export: the model does not run on the example inputs: E: x'
+    >>> _failures_text([("fx", "A"), ("hooks", "B"), ("export", "B")])
+    'fx: A; hooks, export: B'
+    """
+    causes: dict[str, list[str]] = {}
+    shown: dict[str, str] = {}
+    for name, why in failures:
+        cause = why.removeprefix(_DOES_NOT_RUN)
+        causes.setdefault(cause, []).append(name)
+        if why != cause or cause not in shown:  # fx's wording says where it failed: keep it
+            shown[cause] = why
+    return "; ".join(f"{', '.join(names)}: {shown[cause]}" for cause, names in causes.items())
 
 
 def _noted(graph: Graph, failures: list[tuple[str, str]], reader: str) -> Graph:

@@ -17,7 +17,7 @@ computation) are dropped when the graph is finished.
 >>> builder.function_name("decoder", "interpolate"), builder.function_name("decoder", "interpolate")
 ('decoder:interpolate', 'decoder:interpolate#2')
 >>> builder.function_name("", "tanh")
-':tanh'
+'tanh'
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class GraphBuilder:
         return self._counted(qualified)
 
     def function_name(self, module: str, function: str) -> str:
-        return self._counted(f"{module}:{function}")
+        # "decoder:interpolate"; at the top level just "tanh" (a report reads "<Decoder>:tanh")
+        return self._counted(f"{module}:{function}" if module else function)
 
     def add(
         self,

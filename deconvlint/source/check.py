@@ -23,7 +23,7 @@ import ast
 import io
 import re
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from deconvlint import suggestions as rewrites
@@ -150,7 +150,9 @@ def check_text(text: str, settings: Settings | None = None, path: str = "") -> O
     :class:`SyntaxError` (and ValueError for NUL bytes)."""
     from deconvlint.checks import run_rules
 
+    # a call's graph output is not the model's: no DL004 (nor its metrics on another finding)
     settings = settings or Settings()
+    settings = replace(settings, ignore=(*settings.ignore, "DL004"))
     graphs, layers, checked, skipped = _graphs(text)
     outcome = Outcome(checked=checked, skipped=skipped)
     noqa = suppressions(text)

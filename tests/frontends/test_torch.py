@@ -194,35 +194,35 @@ def test_resizes() -> None:
     graph = read_all(Resizes(), inputs, readers=("fx", "hooks"))["fx"]
     # in the aten graph, area mode is adaptive average pooling, and is named so
     exported = layout(read_with("export", Resizes(), inputs))
-    assert exported[5][:2] == (":adaptive_avg_pool2d", "adaptive_avg_pool2d")
+    assert exported[5][:2] == ("adaptive_avg_pool2d", "adaptive_avg_pool2d")
     assert [row[2:] for row in exported] == [row[2:] for row in layout(graph)]
     assert [row[:2] for row in exported[:5]] == [row[:2] for row in layout(graph)[:5]]
     assert node(graph, "up").resize == ResizeSpec(
         "nearest", (Fraction(2),) * 2, "asymmetric", "floor", -0.75, False, (8, 8), (16, 16)
     )
-    assert node(graph, ":interpolate").resize.scales == (Fraction(3, 2),) * 2  # size 12 / 8
-    exact = node(graph, ":interpolate#2").resize
+    assert node(graph, "interpolate").resize.scales == (Fraction(3, 2),) * 2  # size 12 / 8
+    exact = node(graph, "interpolate#2").resize
     assert (exact.coordinate_transformation_mode, exact.nearest_mode) == (
         "half_pixel",
         "round_prefer_ceil",
     )
-    recomputed = node(graph, ":interpolate#3").resize  # floor(8 * 1.3) = 10: scale 10/8
+    recomputed = node(graph, "interpolate#3").resize  # floor(8 * 1.3) = 10: scale 10/8
     assert recomputed.scales == (Fraction(5, 4),) * 2 and recomputed.mode == "linear"
-    cubic = node(graph, ":interpolate#4").resize
+    cubic = node(graph, "interpolate#4").resize
     assert (cubic.mode, cubic.scales, cubic.cubic_coeff_a) == (
         "cubic",
         (Fraction(5, 2),) * 2,
         -0.75,
     )
-    area = node(graph, ":interpolate#5")
+    area = node(graph, "interpolate#5")
     assert area.kind is Kind.AVG_POOL and area.window == (WindowAxis(2, 2),) * 2
-    assert node(graph, ":interpolate#6").resize.spatial_rank == 3
+    assert node(graph, "interpolate#6").resize.spatial_rank == 3
     corners = node(graph, "bilinear").resize
     assert corners.coordinate_transformation_mode == "align_corners"
     assert (corners.input_lengths, corners.output_lengths) == ((8, 8), (16, 16))
     rules = {(f[0], f[1]) for f in findings(graph)}
-    assert (":interpolate", "DL005") in rules  # nearest x3/2: footprints [2, 1]
-    assert (":interpolate#2", "DL005") in rules
+    assert ("interpolate", "DL005") in rules  # nearest x3/2: footprints [2, 1]
+    assert ("interpolate#2", "DL005") in rules
 
 
 def test_scale_factor_is_kept_without_recompute() -> None:
@@ -273,12 +273,12 @@ def test_shuffles_and_unpooling() -> None:
     assert node(graph, "shuffle").kind is Kind.DEPTH_TO_SPACE
     assert node(graph, "shuffle").block == (2, 2)
     assert node(graph, "unshuffle").kind is Kind.SPACE_TO_DEPTH
-    assert node(graph, ":pixel_shuffle").depth_to_space_mode == "CRD"
+    assert node(graph, "pixel_shuffle").depth_to_space_mode == "CRD"
     unpool = node(graph, "unpool")
     assert unpool.kind is Kind.MAX_UNPOOL and unpool.inputs == (node(graph, "pool").outputs[0],)
-    assert node(graph, ":max_unpool2d").window == (WindowAxis(3, 2, 1, 1, 1),) * 2
+    assert node(graph, "max_unpool2d").window == (WindowAxis(3, 2, 1, 1, 1),) * 2
     assert ("unpool", "DL001") not in {(f[0], f[1]) for f in findings(graph)}  # k = s = 2
-    assert (":max_unpool2d", "DL001") in {(f[0], f[1]) for f in findings(graph)}
+    assert ("max_unpool2d", "DL001") in {(f[0], f[1]) for f in findings(graph)}
 
 
 class Pools(nn.Module):
@@ -328,8 +328,8 @@ def test_pads_and_slices() -> None:
     graph = graphs["fx"]
     assert node(graph, "zero").shift == (ShiftAxis(-2), ShiftAxis(-1))  # (left, right, top, bottom)
     assert node(graph, "replicate").shift == (ShiftAxis(-2), ShiftAxis(-2))
-    assert node(graph, ":pad").shift == (ShiftAxis(-3), ShiftAxis(0))
-    assert node(graph, ":getitem").shift == (ShiftAxis(1, 1), ShiftAxis(0, 2))
+    assert node(graph, "pad").shift == (ShiftAxis(-3), ShiftAxis(0))
+    assert node(graph, "getitem").shift == (ShiftAxis(1, 1), ShiftAxis(0, 2))
     # export writes the slice as one aten.slice per axis: same geometry, two nodes
     exported = read_with("export", Shifts(), x4(2, 8))
     assert [n.shift for n in exported.nodes[-2:]] == [
@@ -359,14 +359,14 @@ class Functional(nn.Module):
 def test_functional_convolutions() -> None:
     graphs = read_all(Functional(), (torch.randn(1, 4, 4, 4), torch.randn(1, 2, 6)))
     graph = graphs["export"]
-    up = node(graph, ":conv_transpose2d")
+    up = node(graph, "conv_transpose2d")
     assert up.window == (WindowAxis(3, 2, 1, 1, 1, 1),) * 2
     assert (up.in_channels, up.out_channels, up.has_bias) == (4, 2, False)
-    blur = node(graph, ":conv2d")
+    blur = node(graph, "conv2d")
     np.testing.assert_allclose(blur.fixed_kernel, np.outer([1, 2, 1], [1, 2, 1]) / 16)
-    assert node(graph, ":conv_transpose1d").window == (WindowAxis(4, 2, 1, 1, 1, 0),)
+    assert node(graph, "conv_transpose1d").window == (WindowAxis(4, 2, 1, 1, 1, 0),)
     rules = findings(graph)
-    assert (":conv_transpose2d", "DL001", "info", [[1, 2], [1, 2]]) in rules  # the blur evens it
+    assert ("conv_transpose2d", "DL001", "info", [[1, 2], [1, 2]]) in rules  # the blur evens it
 
 
 # --- pointwise, joins and barriers -----------------------------------------------------------------
@@ -392,10 +392,10 @@ class Mixed(nn.Module):
 def test_pointwise_joins_and_barriers() -> None:
     graph = read_all(Mixed(), x4(4, 8))["fx"]
     kinds = {n.name: n.kind for n in graph.nodes}
-    assert kinds["norm"] is kinds["act"] is kinds["drop"] is kinds[":gelu"] is Kind.POINTWISE
-    assert kinds[":mul"] is Kind.POINTWISE  # one data operand
-    assert kinds[":add"] is Kind.JOIN  # two
-    assert kinds[":cat"] is Kind.JOIN and kinds[":cat#2"] is Kind.BARRIER
-    assert node(graph, ":cat#2").inputs == node(graph, ":add").outputs  # [y, y]: one input
-    assert kinds[":flatten"] is Kind.BARRIER and kinds["head"] is Kind.BARRIER
+    assert kinds["norm"] is kinds["act"] is kinds["drop"] is kinds["gelu"] is Kind.POINTWISE
+    assert kinds["mul"] is Kind.POINTWISE  # one data operand
+    assert kinds["add"] is Kind.JOIN  # two
+    assert kinds["cat"] is Kind.JOIN and kinds["cat#2"] is Kind.BARRIER
+    assert node(graph, "cat#2").inputs == node(graph, "add").outputs  # [y, y]: one input
+    assert kinds["flatten"] is Kind.BARRIER and kinds["head"] is Kind.BARRIER
     assert node(graph, "norm").op_type == "BatchNorm2d"

@@ -1,0 +1,60 @@
+"""Every ```console block of the README is a real run: its ``$ deconvlint ...`` line is run
+(from the repository, or, for ``src/``, from a folder holding the CycleGAN generator's source)
+and its stdout must be the block's text.  ``...`` stands for any text within a line, and a line
+of its own ``...`` for any number of lines."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_source_cli import CYCLEGAN
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```console\n(.*?)```", README, flags=re.S)
+
+
+def _pattern(expected: str) -> re.Pattern[str]:
+    parts = []
+    for line in expected.splitlines(keepends=True):
+        if line.strip() == "...":
+            parts.append(r"(?:.*\n)*?")
+        else:
+            parts.append(".*?".join(re.escape(piece) for piece in line.split("...")))
+    return re.compile("".join(parts))
+
+
+def test_the_readme_has_console_blocks() -> None:
+    assert len(BLOCKS) >= 4
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.splitlines()[0] for b in BLOCKS])
+def test_console_block_is_the_real_output(block: str, tmp_path: Path) -> None:
+    command, expected = block.split("\n", 1)
+    assert command.startswith("$ deconvlint "), command
+    args = shlex.split(command[2:])[1:]
+    cwd = REPO
+    if "src/" in args:  # the Python-source example: the CycleGAN generator's decoder
+        (tmp_path / "src").mkdir()
+        (tmp_path / "src" / "gen.py").write_text(CYCLEGAN, encoding="utf-8")
+        cwd = tmp_path
+    if "--probe" in args:
+        pytest.importorskip("onnxruntime")
+    proc = subprocess.run(
+        [sys.executable, "-m", "deconvlint", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    assert _pattern(expected).fullmatch(proc.stdout), (
+        f"README.md's output of {command!r} is stale; the real output is:\n{proc.stdout}"
+    )
