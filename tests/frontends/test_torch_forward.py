@@ -350,7 +350,8 @@ def test_an_upsampler_whose_output_is_dropped_is_still_judged() -> None:
     assert report.results[0].notes == ["'up': its output reaches no output of the model"]
 
 
-def test_a_recording_that_misses_an_upsampler_falls_back(monkeypatch: Any) -> None:
+def hooks_lose_the_upsamplers(monkeypatch: Any) -> None:
+    """The recording reader fails on every ConvTranspose2d, so its graph misses them."""
     real = torch_hooks.module_spec
 
     def fails_on_upsamplers(module, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -359,6 +360,10 @@ def test_a_recording_that_misses_an_upsampler_falls_back(monkeypatch: Any) -> No
         return real(module, *args, **kwargs)
 
     monkeypatch.setattr(torch_hooks, "module_spec", fails_on_upsamplers)
+
+
+def test_a_recording_that_misses_an_upsampler_falls_back(monkeypatch: Any) -> None:
+    hooks_lose_the_upsamplers(monkeypatch)
     report = checked(Glue("none"), (x4(),))
     assert report.frontend == "fx" and found(report) == UNEVEN
     (note,) = report.results[0].notes
@@ -366,14 +371,7 @@ def test_a_recording_that_misses_an_upsampler_falls_back(monkeypatch: Any) -> No
 
 
 def test_no_reader_places_the_layer_and_the_report_says_so(monkeypatch: Any) -> None:
-    real = torch_hooks.module_spec
-
-    def fails_on_upsamplers(module, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if isinstance(module, nn.ConvTranspose2d):
-            raise RuntimeError("lost")
-        return real(module, *args, **kwargs)
-
-    monkeypatch.setattr(torch_hooks, "module_spec", fails_on_upsamplers)
+    hooks_lose_the_upsamplers(monkeypatch)
     # fx cannot trace the data-dependent branch, export refuses it too
     model = Gated()
     report = checked(model, (x4(),))
