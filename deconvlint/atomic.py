@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 
 
@@ -34,7 +33,7 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
             stream.write(data)
         return
     folder = os.path.dirname(path) or os.curdir
-    temporary = os.path.join(folder, f".deconvlint-{secrets.token_hex(6)}.tmp")
+    temporary = os.path.join(folder, f".deconvlint-{os.urandom(6).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     descriptor = os.open(temporary, flags, 0o666)
     try:
