@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("-j", type=int, nargs="+", default=[1, 2], help="job counts to compare")
     args = parser.parse_args()
 
-    from tests.onnx_factory import write_many_models
+    from tests.support.onnx_factory import write_many_models
 
     load_before = os.getloadavg()
     control_before = machine_speedup(max(args.j))
