@@ -30,6 +30,7 @@ from deconvlint.geometry import (
     has_holes,
     layer_patterns,
     output_periods,
+    pattern_cv,
     pattern_metrics,
     patterns_uniform,
     propagate_all,
@@ -110,6 +111,12 @@ class Stack:
     truncated: str | None = None  # why the pattern stops before the last node (None: exact)
     composed: int | None = None  # how many of ``nodes`` the pattern includes (None: all)
 
+    @functools.cached_property  # the pass and DL003 rank stacks by it, many times each
+    def cv(self) -> float:
+        """The CV of the pattern (inf when it is not a finite number), computed once."""
+        cv = pattern_cv(self.patterns)
+        return math.inf if cv is None else cv
+
     def metrics(self) -> dict[str, Any]:
         """The pattern's metrics; a truncated stack says which of its layers were composed."""
         metrics = state_metrics(self.patterns, self.exp, self.truncated)
@@ -154,13 +161,8 @@ class CoverageResult:
         if len(stack.nodes) > 2:
             self._extended.add(stack.nodes[:-1])
         old = self._stacks.get(stack.nodes)
-        if old is None or _stack_cv(stack) > _stack_cv(old):  # a CV only when two paths meet
+        if old is None or stack.cv > old.cv:  # a CV only when two paths meet
             self._stacks[stack.nodes] = stack
-
-
-def _stack_cv(stack: Stack) -> float:
-    cv = pattern_metrics(stack.patterns)["cv"]
-    return math.inf if cv is None else cv
 
 
 class CoveragePass:
