@@ -792,19 +792,30 @@ def test_checking_onnx_imports_neither_torch_nor_onnx() -> None:
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
 
 
+GOLDEN_FORMATS = {
+    "text": "txt",
+    "json": "json",
+    "sarif": "sarif",
+    "github": "github",
+    "html": "html",
+}
+
+
 @needs_onnx_frontend
+@pytest.mark.parametrize("output_format", sorted(GOLDEN_FORMATS))
 @pytest.mark.parametrize("name", ["cyclegan_decoder", "clean_decoder", "stylegan_blur"])
-def test_golden_text_output(name: str) -> None:
-    proc = run_real(f"examples/{name}.onnx")
+def test_golden_output(name: str, output_format: str) -> None:
+    """Every format's output for the shipped examples is byte-identical to its golden file."""
+    proc = run_real("--format", output_format, f"examples/{name}.onnx")
     assert proc.returncode in (0, 1), proc.stderr
-    golden = GOLDEN / f"{name}.txt"
+    golden = GOLDEN / f"{name}.{GOLDEN_FORMATS[output_format]}"
     if os.environ.get("DECONVLINT_UPDATE_GOLDEN"):
         golden.parent.mkdir(exist_ok=True)
-        golden.write_text(proc.stdout)
+        golden.write_bytes(proc.stdout.encode("utf-8"))
     assert golden.exists(), f"{golden} is missing: run DECONVLINT_UPDATE_GOLDEN=1 pytest"
-    assert proc.stdout == golden.read_text(), (
-        f"text output of examples/{name}.onnx changed; if that is intended, regenerate with "
-        "DECONVLINT_UPDATE_GOLDEN=1 python -m pytest tests/test_cli.py"
+    assert proc.stdout == golden.read_bytes().decode("utf-8"), (
+        f"{output_format} output of examples/{name}.onnx changed; if that is intended, "
+        "regenerate with DECONVLINT_UPDATE_GOLDEN=1 python -m pytest tests/test_cli.py"
     )
 
 
