@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 import pytest
 
-from deconvlint import geometry
+from deconvlint import analysis, geometry
 from deconvlint.analysis import (
     CELL_CAP,
     MAX_STATES,
@@ -376,3 +376,40 @@ def test_stack_ranking_computes_each_cv_once_and_work_is_linear_in_depth(monkeyp
     first = (work[16]["stacks"] - work[8]["stacks"]) / 8
     second = (work[32]["stacks"] - work[16]["stacks"]) / 16
     assert 0 < second <= first, work
+
+
+def _twins_graph(levels: int) -> Graph:
+    """Each level: two alike uneven upsamplers side by side, joined, then a strided conv. The
+    paths double at each join (capped at MAX_STATES) and stay apart (their layers differ),
+    but they all carry the same pattern."""
+    nodes, value = [], "x"
+    for i in range(levels):
+        for spec, name, inputs in (
+            ("ConvTranspose1d(k=3, s=2, p=1, op=1)", f"a{i}", (value,)),
+            ("ConvTranspose1d(k=3, s=2, p=1, op=1)", f"b{i}", (value,)),
+            ("ReLU()", f"j{i}", (f"a{i}", f"b{i}")),
+            ("Conv1d(k=3, s=2, p=1)", f"d{i}", (f"j{i}",)),
+        ):
+            node = parse_layer(spec)
+            node.name, node.inputs, node.outputs = name, inputs, (name,)
+            nodes.append(node)
+        value = f"d{i}"
+    return Graph("twins", nodes, ("x",), (value,))
+
+
+@pytest.mark.parametrize("levels", [6, 24])
+def test_each_node_composes_each_pattern_once(levels, monkeypatch):
+    # 64 paths reach every node past the sixth level with one pattern between them: composing
+    # it once per path (old: 3,656 compositions at 24 levels) is work that grows with the
+    # paths; once per node and pattern it is 3 per level (the join has no spatial axis)
+    calls: list[tuple] = []
+    propagate_all = analysis.propagate_all
+
+    def counting(patterns, node):
+        calls.append((node.name, b"|".join(c.tobytes() for c in patterns)))
+        return propagate_all(patterns, node)
+
+    monkeypatch.setattr(analysis, "propagate_all", counting)
+    result = CoveragePass(_twins_graph(levels)).run()
+    assert max(len(states) for states in result.states.values()) == MAX_STATES
+    assert len(calls) == len(set(calls)) == 3 * levels
