@@ -16,8 +16,6 @@ import functools
 import gc
 import os
 import sys
-import threading
-import traceback
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
@@ -41,6 +39,16 @@ PROG = "deconvlint"
 
 
 class _Parser(argparse.ArgumentParser):
+    built = False  # build_parser sets it once every argument is added
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # While arguments are added, argparse builds a formatter for each only to check its
+        # metavar; the width it would ask shutil for (importing shutil, bz2 and lzma in every
+        # run's start-up) matters only to help and usage text, laid out after build_parser.
+        if not self.built:
+            return self.formatter_class(prog=self.prog, width=80)
+        return super()._get_formatter()
+
     def error(self, message: str) -> NoReturn:
         # One line, not argparse's usage block: the brief promises one line per problem.
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -186,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="colour the text output: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR "
         "forces it), always or never",
     )
+    parser.built = True
     return parser
 
 
@@ -260,6 +269,14 @@ def _seconds(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
+
+
+def _print_traceback() -> None:
+    """The traceback of the exception being handled, on stderr (``--debug``): traceback and
+    what it imports are loaded only then, not in every run's start-up."""
+    import traceback
+
+    traceback.print_exc(file=sys.stderr)
 
 
 def _fail(message: str) -> int:
@@ -352,11 +369,11 @@ def check_one(
                 spec, settings, trust_pickle=trust_pickle, timeout=timeout, raise_errors=debug
             )
     except DeconvlintError as exc:  # only with --debug: show where the input was refused
-        traceback.print_exc(file=sys.stderr)
+        _print_traceback()
         return FileResult(path=path, error=" ".join(str(exc).split()))
     except Exception as exc:  # a bug, or an input the front end did not expect
         if debug:
-            traceback.print_exc(file=sys.stderr)
+            _print_traceback()
         cause = " ".join(str(exc).split()) or "no message"
         hint = "" if debug else "; run with --debug for the traceback"
         return FileResult(path=path, error=f"internal error: {type(exc).__name__}: {cause}{hint}")
@@ -426,7 +443,6 @@ def _check_all(
     """The results for the command line's paths and targets, then the configured models."""
     from deconvlint.discovery import collect_targets
     from deconvlint.parallel import Progress, check_in_order, default_jobs, wants_progress
-    from deconvlint.targets import ModelSpec
 
     shapes = tuple(args.input_shape or ())
     inputs: list[FileResult | ModelSpec] = []
@@ -437,6 +453,8 @@ def _check_all(
         elif _is_source(target.display):  # here, in order: --fix writes, --diff prints
             inputs.append(_check_source(target.display, settings, args, target.root))
         else:
+            from deconvlint.targets import ModelSpec  # a model file or target: not for .py
+
             inputs.append(
                 ModelSpec(
                     target.display,
@@ -495,7 +513,7 @@ def _check_source(
         )
     except Exception as exc:  # a bug: one line, as for models
         if args.debug:
-            traceback.print_exc(file=sys.stderr)
+            _print_traceback()
         cause = " ".join(str(exc).split()) or "no message"
         hint = "" if args.debug else "; run with --debug for the traceback"
         return FileResult(path=path, error=f"internal error: {type(exc).__name__}: {cause}{hint}")
@@ -568,7 +586,7 @@ def run(args: argparse.Namespace) -> int:
         args.exclusion = exclusion(args, config)
     except ConfigError as exc:
         if args.debug:
-            traceback.print_exc(file=sys.stderr)
+            _print_traceback()
         return _fail(str(exc))
     if not args.quiet:
         for note in notes:
@@ -647,8 +665,10 @@ def _write_files(args: argparse.Namespace, report: Report, rendered: str) -> lis
 _COLLECTOR_PAUSED = False  # console_main turned the cyclic garbage collector off
 
 
-def console_main() -> int:
+def console_main(collector: bool | None = None) -> int:
     """The ``deconvlint`` executable and ``python -m deconvlint``: :func:`main`, then the exit.
+    ``collector``: whether the cyclic garbage collector was on before the caller paused it
+    (:mod:`deconvlint.__main__` does, before this module's imports); default: as it is now.
 
     A torch forward pass given up by ``--timeout`` leaves a daemon thread inside torch's C++.
     At interpreter exit, CPython ends such a thread from under that code, which aborts the
@@ -659,17 +679,44 @@ def console_main() -> int:
     # Start-up (numpy, the rules, the catalogue) allocates much and frees little, and the cyclic
     # collector's full passes over it were ~7% of a one-file run; _check_all turns it on again
     # before any model is checked (torch's traced graphs are full of cycles).
-    _COLLECTOR_PAUSED = gc.isenabled()
+    _COLLECTOR_PAUSED = gc.isenabled() if collector is None else collector
     gc.disable()
     code = main()
     front_end = sys.modules.get("deconvlint.frontends.torch")  # no torch run: no such thread
     forward = getattr(front_end, "FORWARD_THREAD", None)
-    if forward and any(t.name == forward and t.is_alive() for t in threading.enumerate()):
+    if forward and _thread_alive(forward):
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
     return code
+
+
+def exit_without_teardown(code: int) -> None:
+    """End the process with ``code`` as the interpreter's own exit would (the functions
+    registered with :mod:`atexit` run, the output is flushed), but without its teardown, which
+    frees every module and object one by one: with numpy loaded that was ~20 ms, a sixth of a
+    lint-only source run, and this process has nothing left to clean up.  Returns (and leaves
+    the exit to the interpreter) while another thread runs, which the interpreter would wait
+    for, after a torch run, and when the output cannot be flushed."""
+    threading = sys.modules.get("threading")
+    if "torch" in sys.modules or (threading is not None and threading.active_count() > 1):
+        return
+    import atexit
+
+    atexit._run_exitfuncs()  # what the interpreter's exit calls; it clears them
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+    except Exception:  # e.g. a closed pipe: the interpreter's exit reports it as it always did
+        return
+    os._exit(code)
+
+
+def _thread_alive(name: str) -> bool:
+    import threading  # only after a torch run: torch has loaded it
+
+    return any(t.name == name and t.is_alive() for t in threading.enumerate())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -689,11 +736,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except DeconvlintError as exc:
         if args.debug:
-            traceback.print_exc(file=sys.stderr)
+            _print_traceback()
         return _fail(f"{PROG}: error: {exc}")
     except Exception as exc:
         if args.debug:
-            traceback.print_exc(file=sys.stderr)
+            _print_traceback()
         cause = " ".join(str(exc).split()) or "no message"
         return _fail(
             f"{PROG}: error: internal error: {type(exc).__name__}: {cause}"

@@ -27,14 +27,16 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deconvlint.catalogue import RuleDoc, load_catalogue
 from deconvlint.config_lines import KeyPath, key_name, parse_toml, parse_yaml, toml_lines
 from deconvlint.errors import ConfigError
 from deconvlint.report import SEVERITIES
 from deconvlint.settings import Settings
-from deconvlint.targets import ModelSpec, is_module_target, shapes_from_config
+
+if TYPE_CHECKING:
+    from deconvlint.targets import ModelSpec
 
 YAML_NAME = ".deconvlint.yaml"
 PYPROJECT_NAME = "pyproject.toml"
@@ -213,6 +215,9 @@ def _check_options(source: _Source, rule: RuleDoc, values: Any) -> dict[str, Any
 
 
 def _check_model(source: _Source, path: KeyPath, entry: Any) -> ModelSpec:
+    # only a configuration that lists models loads the targets module (not every run)
+    from deconvlint.targets import ModelSpec, is_module_target, shapes_from_config
+
     if not isinstance(entry, dict):
         raise source.fail(
             path, f"expected a table with {', '.join(_MODEL_KEYS)}, got {_type_name(entry)}"

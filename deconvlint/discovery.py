@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-
-from deconvlint.targets import is_module_target
 
 MODEL_SUFFIX = ".onnx"
 SOURCE_SUFFIX = ".py"
@@ -93,6 +90,8 @@ def git_listed(folder: str) -> set[str] | None:
     git's own reading of the ignore files, so the rules are exactly git's.  ``core.fsmonitor``
     is switched off: a repository's config could otherwise name a program that git runs.
     """
+    import subprocess  # here: only a folder's search runs git, not every run's start-up
+
     command = [
         "git",
         "-c",
@@ -179,10 +178,15 @@ def _targets_for(path: str, exclusion: Exclusion) -> Iterator[Target]:
         yield Target(path)
     elif path.endswith(_FILE_SUFFIXES) or ":" not in path:
         yield Target(path, error="no such file or folder")
-    elif is_module_target(path):
-        yield Target(path, module=True)
     else:
-        yield Target(path, error="no such file or folder, nor a package.module:attribute target")
+        from deconvlint.targets import is_module_target  # a path that names no file
+
+        if is_module_target(path):
+            yield Target(path, module=True)
+        else:
+            yield Target(
+                path, error="no such file or folder, nor a package.module:attribute target"
+            )
 
 
 def collect_targets(paths: Iterable[str], exclusion: Exclusion | None = None) -> list[Target]:

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
@@ -93,7 +91,11 @@ def _columns(stream: IO[str]) -> int:
         columns = os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError, AttributeError):
         columns = 0
-    return columns if columns > 0 else shutil.get_terminal_size((80, 24)).columns or 80
+    if columns > 0:
+        return columns
+    import shutil  # only for progress on a console that tells no size
+
+    return shutil.get_terminal_size((80, 24)).columns or 80
 
 
 def wants_progress(total: int, stream: IO[str] | None = None) -> bool:
@@ -109,6 +111,7 @@ def _context() -> multiprocessing.context.BaseContext:
     forkserver (a clean server process to fork from: forking a process with threads, torch's
     among them, can deadlock the child)."""
     import multiprocessing
+    import threading
 
     methods = multiprocessing.get_all_start_methods()
     if "fork" in methods and threading.active_count() == 1 and "torch" not in sys.modules:

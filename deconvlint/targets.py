@@ -41,10 +41,8 @@ import functools
 import importlib
 import io
 import os
-import pickletools
 import re
 import sys
-import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
@@ -153,6 +151,8 @@ def _pickle_globals(stream: IO[bytes]) -> _PickleGlobals:
     """The globals of the pickles in ``stream``, read as opcodes (nothing runs): at most the
     first :data:`MAX_PICKLE_BYTES` bytes (a zip member inflates only that far) and at most
     :data:`MAX_PICKLE_OPS` opcodes of them."""
+    import pickletools  # here, as zipfile below: a Python or ONNX file's check needs neither
+
     found = _PickleGlobals()
     head = stream.read(MAX_PICKLE_BYTES + 1)
     cut = len(head) > MAX_PICKLE_BYTES
@@ -205,6 +205,8 @@ def _classify_pickle(stream: IO[bytes]) -> FileFormat:
 
 
 def _sniff_zip(file: IO[bytes]) -> FileFormat:
+    import zipfile
+
     try:
         archive = zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):

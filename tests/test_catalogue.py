@@ -69,3 +69,27 @@ def test_a_clean_source_run_needs_no_yaml_libcst_nor_collector(tmp_path: Path) -
     heavy = ["yaml", "libcst", "onnx", "torch"]
     seen = _imported(tmp_path, heavy, str(source))
     assert seen == ["check_file:gc=False", "check_in_order:gc=True"]
+
+
+def test_a_lint_only_source_run_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """Start-up is most of a lint-only source run (issue 17, target 3): the modules that only a
+    traceback (--debug), a folder's git listing, a torch file's sniffing, --diff, a progress bar
+    or a help text need stay unloaded, as does the targets module (torch models and files)."""
+    source = tmp_path / "gen.py"
+    source.write_text(
+        "import torch.nn as nn\nup = nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1)\n"
+    )
+    unused = [
+        "traceback",  # --debug
+        "subprocess",  # git, for a folder's .gitignore
+        "zipfile",  # sniffing a torch file
+        "pickletools",
+        "difflib",  # --diff
+        "shutil",  # argparse's help width, a progress bar's
+        "threading",
+        "deconvlint.targets",
+    ]
+    assert _imported(tmp_path, unused, str(source)) == [
+        "check_file:gc=False",
+        "check_in_order:gc=True",
+    ]

@@ -357,3 +357,45 @@ def test_pre_commit_run_files_on_python_and_onnx(tmp_path: Path) -> None:
     good = pre_commit("good.py", "good.onnx", "notes.txt")
     assert good.returncode == 0, good.stdout + good.stderr
     assert "Passed" in good.stdout
+
+
+def test_the_program_exits_without_teardown_but_with_its_exit_functions(tmp_path: Path) -> None:
+    """Run as the program (the ``deconvlint`` executable's own two lines), deconvlint ends the
+    process without the interpreter's teardown (code after it does not run), yet what was
+    registered with atexit runs, the output is whole and the exit code is the run's."""
+    (tmp_path / "gen.py").write_text(BAD)
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(print, 'atexit ran', file=sys.stderr)\n"
+        "from deconvlint.__main__ import main\n"
+        "sys.argv = ['deconvlint', 'gen.py', '--format', 'json']\n"
+        "code = main()\n"
+        "print('after main', file=sys.stderr)\n"
+        "raise SystemExit(code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=_env()
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines() == ["atexit ran"]
+    assert json.loads(proc.stdout)["summary"]["findings"] == 1
+    via_m = run("gen.py", "--format", "json", cwd=tmp_path)
+    assert (via_m.returncode, via_m.stdout) == (1, proc.stdout)
+
+
+def test_run_by_another_program_the_cli_returns_to_it(tmp_path: Path) -> None:
+    """runpy.run_module('deconvlint', run_name='__main__') in someone else's process: its code
+    after the run still runs (no early exit), with the run's exit code."""
+    (tmp_path / "gen.py").write_text(BAD)
+    script = (
+        "import runpy, sys\n"
+        "sys.argv = ['deconvlint', 'gen.py', '-q']\n"
+        "try:\n"
+        "    runpy.run_module('deconvlint', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    print('returned', exc.code, file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=_env()
+    )
+    assert (proc.returncode, proc.stderr.splitlines()[-1:]) == (0, ["returned 1"]), proc.stderr

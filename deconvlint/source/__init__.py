@@ -16,7 +16,6 @@ change checkpoint shapes).  libcst is imported only when a file has something to
 from __future__ import annotations
 
 import ast
-import difflib
 import os
 import tokenize
 from dataclasses import dataclass
@@ -123,6 +122,8 @@ def check_file(
     result.unsafe_hidden = 0 if unsafe_fixes else len(outcome.unsafe_edits)
     if not (fix or diff) or not edits:
         return result
+    import difflib
+
     from deconvlint.source.calls import scan
     from deconvlint.source.rewrite import SourceEditor
     from deconvlint.source.splice import SpliceError, splice_bytes, splice_text
