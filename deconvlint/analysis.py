@@ -30,6 +30,7 @@ from deconvlint.geometry import (
     has_holes,
     layer_patterns,
     output_periods,
+    pattern_cv,
     pattern_metrics,
     patterns_uniform,
     propagate_all,
@@ -110,6 +111,12 @@ class Stack:
     truncated: str | None = None  # why the pattern stops before the last node (None: exact)
     composed: int | None = None  # how many of ``nodes`` the pattern includes (None: all)
 
+    @functools.cached_property  # the pass and DL003 rank stacks by it, many times each
+    def cv(self) -> float:
+        """The CV of the pattern (inf when it is not a finite number), computed once."""
+        cv = pattern_cv(self.patterns)
+        return math.inf if cv is None else cv
+
     def metrics(self) -> dict[str, Any]:
         """The pattern's metrics; a truncated stack says which of its layers were composed."""
         metrics = state_metrics(self.patterns, self.exp, self.truncated)
@@ -154,13 +161,8 @@ class CoverageResult:
         if len(stack.nodes) > 2:
             self._extended.add(stack.nodes[:-1])
         old = self._stacks.get(stack.nodes)
-        if old is None or _stack_cv(stack) > _stack_cv(old):  # a CV only when two paths meet
+        if old is None or stack.cv > old.cv:  # a CV only when two paths meet
             self._stacks[stack.nodes] = stack
-
-
-def _stack_cv(stack: Stack) -> float:
-    cv = pattern_metrics(stack.patterns)["cv"]
-    return math.inf if cv is None else cv
 
 
 class CoveragePass:
@@ -170,6 +172,8 @@ class CoveragePass:
         self.graph = graph
         self.result = CoverageResult(states={})
         self._uneven: dict[str, bool] = {}
+        # (node, exp, pattern) -> the composed (pattern, exp), or the UnknownGeometry it raised
+        self._composed: dict[tuple, Any] = {}
 
     def run(self) -> CoverageResult:
         states = self.result.states
@@ -220,18 +224,19 @@ class CoveragePass:
                 f"beyond the cap of {PERIOD_CAP} per axis and {CELL_CAP} cells"
             )
             return replace(state, truncated=why, composed=len(state.stack))
-        with np.errstate(all="ignore"):
-            patterns = [_shortest(c) for c in propagate_all(state.patterns, node)]
-        exp = state.exp
-        for axis, c in enumerate(patterns):
-            if not np.all(np.isfinite(c)):
-                raise UnknownGeometry(f"the coverage after {node.op_type} is not a finite number")
-            top = float(np.max(np.abs(c)))
-            if top and not 2.0**-RESCALE_BITS <= top <= 2.0**RESCALE_BITS:
-                shift = math.frexp(top)[1]
-                patterns[axis] = np.ldexp(c, -shift)
-                exp += shift
-        return replace(state, patterns=tuple(patterns), exp=exp)
+        # Many paths carry the same pattern through a node (those of a U-Net differ in their
+        # layers, rarely in their pattern): each (node, pattern) is composed once.
+        key = (id(node), state.exp, *((c.dtype.str, c.shape, c.tobytes()) for c in state.patterns))
+        done = self._composed.get(key)
+        if done is None:
+            try:
+                done = self._composed[key] = _composed(node, state.patterns, state.exp)
+            except UnknownGeometry as exc:
+                done = self._composed[key] = exc
+        if isinstance(done, UnknownGeometry):
+            raise UnknownGeometry(str(done))
+        patterns, exp = done
+        return replace(state, patterns=patterns, exp=exp)
 
     def _bookkeep(self, node: Node, state: PathState) -> PathState:
         """Pending layers, stacks and compensation after ``node`` (already composed)."""
@@ -292,6 +297,24 @@ class CoveragePass:
             composed=len(worst.stack) if worst.composed is None else worst.composed,
         )
         return [*kept, folded]
+
+
+def _composed(
+    node: Node, patterns: tuple[np.ndarray, ...], exp: int
+) -> tuple[tuple[np.ndarray, ...], int]:
+    """``patterns`` (times ``2**exp``) composed through ``node``, rescaled by a power of two
+    when it leaves the float range; raises :class:`UnknownGeometry` when it is not finite."""
+    with np.errstate(all="ignore"):
+        composed = [_shortest(c) for c in propagate_all(patterns, node)]
+    for axis, c in enumerate(composed):
+        if not np.all(np.isfinite(c)):
+            raise UnknownGeometry(f"the coverage after {node.op_type} is not a finite number")
+        top = float(np.max(np.abs(c)))
+        if top and not 2.0**-RESCALE_BITS <= top <= 2.0**RESCALE_BITS:
+            shift = math.frexp(top)[1]
+            composed[axis] = np.ldexp(c, -shift)
+            exp += shift
+    return tuple(composed), exp
 
 
 def _union(parts: Iterable[tuple]) -> tuple:

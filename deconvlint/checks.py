@@ -222,7 +222,7 @@ def _maximal_stacks(ctx: Context) -> dict[tuple[str, ...], Stack]:
 
 
 def _stack_rank(stack: Stack) -> tuple[int, float]:
-    return len(stack.nodes), _cv(stack.patterns) if stack.patterns else -1.0
+    return len(stack.nodes), stack.cv if stack.patterns else -1.0
 
 
 def _runs_within(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
@@ -232,7 +232,7 @@ def _runs_within(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
 
 
 def _cv(patterns: tuple[np.ndarray, ...]) -> float:
-    cv = geo.pattern_metrics(patterns)["cv"]
+    cv = geo.pattern_cv(patterns)
     return math.inf if cv is None else cv
 
 

@@ -18,6 +18,7 @@ array([1., 2.])
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -450,6 +451,39 @@ def _shown(c: np.ndarray) -> list:
     return row
 
 
+def _minimal_periods(patterns: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [minimal_period(np.asarray(c, dtype=float)) for c in patterns]
+
+
+def _periods_cv(patterns: list[np.ndarray]) -> float | None:
+    """The N-D CV of minimal per-axis periods, rounded as in the metrics (None: not finite)."""
+    with np.errstate(all="ignore"):
+        cvs = [coefficient_of_variation(c) for c in patterns]
+    # N-D CV of an outer product: CV^2 = prod(1 + CV_a^2) - 1
+    if not all(math.isfinite(v) for v in cvs):
+        return None
+    cv = math.sqrt(max(0.0, math.prod(1 + v * v for v in cvs) - 1))
+    return round(cv, 4) if math.isfinite(cv) else None
+
+
+def pattern_cv(patterns: Sequence[np.ndarray]) -> float | None:
+    """The ``cv`` of :func:`pattern_metrics` alone (the rules rank stacks and paths by it),
+    without building the rest of the metrics.
+
+    >>> pattern_cv([phase_pattern(3, 2, 1, 1)] * 2)
+    0.4843
+    """
+    key = tuple((c.dtype.str, c.shape, c.tobytes()) for c in map(np.asarray, patterns))
+    return _cv_of(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cv_of(key: tuple) -> float | None:
+    """:func:`pattern_cv` by content: the paths of a U-Net carry the same few patterns."""
+    patterns = [np.frombuffer(data, dtype=dtype).reshape(shape) for dtype, shape, data in key]
+    return _periods_cv(_minimal_periods(patterns))
+
+
 def pattern_metrics(patterns: Sequence[np.ndarray], exp: int = 0) -> dict[str, Any]:
     """The metrics of an N-D pattern given per axis, times ``2**exp`` (the JSON contract's
     ``metrics``).  At most :data:`MAX_SHOWN` entries per axis are listed; a longer axis adds
@@ -459,20 +493,13 @@ def pattern_metrics(patterns: Sequence[np.ndarray], exp: int = 0) -> dict[str, A
     >>> m["pattern"], m["max_coverage"], m["min_coverage"], m["ratio"], m["cv"]
     ([[1, 2], [1, 2]], 4, 1, 4.0, 0.4843)
     """
-    patterns = [minimal_period(np.asarray(c, dtype=float)) for c in patterns]
+    patterns = _minimal_periods(patterns)
     with np.errstate(all="ignore"):  # a hostile fixed kernel can reach inf: None below
         # The extremes of an outer product are products of per-axis extremes (each factor is
         # linear in its axis), so the N-D period is never built.
         corners = [(float(c.max()), float(c.min())) for c in patterns]
         products = [math.prod(choice) for choice in itertools.product(*corners)]
         high, low = max(products, default=1.0), min(products, default=1.0)
-        # N-D CV of an outer product: CV^2 = prod(1 + CV_a^2) - 1
-        cvs = [coefficient_of_variation(c) for c in patterns]
-    cv = (
-        math.sqrt(max(0.0, math.prod(1 + v * v for v in cvs) - 1))
-        if all(math.isfinite(v) for v in cvs)
-        else None
-    )
     ratio = high / low if low > 0 and math.isfinite(high) else None
     metrics = {
         "pattern": [_shown(c) for c in patterns],
@@ -480,7 +507,7 @@ def pattern_metrics(patterns: Sequence[np.ndarray], exp: int = 0) -> dict[str, A
         "max_coverage": _coverage(high, exp),
         "min_coverage": _coverage(low, exp),
         "ratio": None if ratio is None or not math.isfinite(ratio) else round(ratio, 4),
-        "cv": None if cv is None or not math.isfinite(cv) else round(cv, 4),
+        "cv": _periods_cv(patterns),
     }
     if any(len(c) > MAX_SHOWN for c in patterns):
         metrics["pattern_summary"] = [

@@ -21,12 +21,13 @@ import numpy as np
 import onnx
 import pytest
 
-from deconvlint import geometry
+from deconvlint import analysis, geometry
 from deconvlint.analysis import (
     CELL_CAP,
     MAX_STATES,
     PERIOD_CAP,
     CoveragePass,
+    CoverageResult,
     periodic_compensation,
 )
 from deconvlint.chainspec import parse_chain, parse_layer
@@ -332,3 +333,83 @@ def test_text_marks_a_pattern_listed_in_part():
     finding = Finding("DL004", "output-coverage-variance", "warning", "n", "Relu", "m", metrics)
     (line,) = [x for x in finding_details(finding) if x.strip().startswith("pattern:")]
     assert line.endswith("32, ...] x W [1, 2], period 100x2")
+
+
+def _work(graph: Graph, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """What the coverage pass and DL003's ranking do on ``graph``: stacks met, the distinct
+    patterns they carry, and per-axis CVs computed (the pass keeps the worst of the stacks
+    paths share by CV; DL003 keeps the worst of those ending on one layer)."""
+    from deconvlint import checks
+    from deconvlint.catalogue import load_catalogue
+
+    counts = {"stacks": 0, "cvs": 0}
+    patterns: set[bytes] = set()
+    add_stack, cv = CoverageResult.add_stack, geometry.coefficient_of_variation
+
+    def counting_add(self, stack):
+        counts["stacks"] += 1
+        patterns.add(b"|".join(c.tobytes() for c in stack.patterns))
+        return add_stack(self, stack)
+
+    def counting_cv(c):
+        counts["cvs"] += 1
+        return cv(c)
+
+    monkeypatch.setattr(CoverageResult, "add_stack", counting_add)
+    monkeypatch.setattr(geometry, "coefficient_of_variation", counting_cv)
+    if hasattr(geometry, "_cv_of"):
+        geometry._cv_of.cache_clear()  # count every CV this graph needs, none from before
+    checks._maximal_stacks(checks.Context(graph, Settings(), load_catalogue()["DL003"], {}))
+    monkeypatch.undo()
+    return counts | {"patterns": len(patterns)}
+
+
+def test_stack_ranking_computes_each_cv_once_and_work_is_linear_in_depth(monkeypatch):
+    # A ladder of joins: 2**level paths share each level's uneven layers (capped at
+    # MAX_STATES), so the same stacks arrive again and again.  Ranking them costs one CV per
+    # distinct pattern and axis (2-D here), not one per comparison (which grew with the paths:
+    # 2,772 CVs for 2,810 stacks at 16 levels), and once the paths are capped each level adds
+    # the same number of stacks: no work grows faster than the depth.
+    work = {levels: _work(_ladder_graph(levels), monkeypatch) for levels in (8, 16, 32)}
+    for counts in work.values():
+        assert counts["cvs"] <= 2 * counts["patterns"], work
+    first = (work[16]["stacks"] - work[8]["stacks"]) / 8
+    second = (work[32]["stacks"] - work[16]["stacks"]) / 16
+    assert 0 < second <= first, work
+
+
+def _twins_graph(levels: int) -> Graph:
+    """Each level: two alike uneven upsamplers side by side, joined, then a strided conv. The
+    paths double at each join (capped at MAX_STATES) and stay apart (their layers differ),
+    but they all carry the same pattern."""
+    nodes, value = [], "x"
+    for i in range(levels):
+        for spec, name, inputs in (
+            ("ConvTranspose1d(k=3, s=2, p=1, op=1)", f"a{i}", (value,)),
+            ("ConvTranspose1d(k=3, s=2, p=1, op=1)", f"b{i}", (value,)),
+            ("ReLU()", f"j{i}", (f"a{i}", f"b{i}")),
+            ("Conv1d(k=3, s=2, p=1)", f"d{i}", (f"j{i}",)),
+        ):
+            node = parse_layer(spec)
+            node.name, node.inputs, node.outputs = name, inputs, (name,)
+            nodes.append(node)
+        value = f"d{i}"
+    return Graph("twins", nodes, ("x",), (value,))
+
+
+@pytest.mark.parametrize("levels", [6, 24])
+def test_each_node_composes_each_pattern_once(levels, monkeypatch):
+    # 64 paths reach every node past the sixth level with one pattern between them: composing
+    # it once per path (old: 3,656 compositions at 24 levels) is work that grows with the
+    # paths; once per node and pattern it is 3 per level (the join has no spatial axis)
+    calls: list[tuple] = []
+    propagate_all = analysis.propagate_all
+
+    def counting(patterns, node):
+        calls.append((node.name, b"|".join(c.tobytes() for c in patterns)))
+        return propagate_all(patterns, node)
+
+    monkeypatch.setattr(analysis, "propagate_all", counting)
+    result = CoveragePass(_twins_graph(levels)).run()
+    assert max(len(states) for states in result.states.values()) == MAX_STATES
+    assert len(calls) == len(set(calls)) == 3 * levels

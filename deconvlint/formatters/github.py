@@ -79,10 +79,17 @@ def annotation(path: str, finding: Finding) -> str:
 
 
 def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
-    """One annotation per finding and per input that could not be analysed, then the summary."""
+    """One annotation per finding, per input that could not be analysed and per note of a
+    reader, then the summary."""
     lines = [annotation(r.path, f) for r in report.results for f in r.findings]
     lines += [
         command("error", one_line(r.error), file=r.path, title="deconvlint") for r in report.errors
+    ]
+    # the reader's notes (a torch model: its path names no file of the repository)
+    lines += [
+        command("notice", f"{printable(r.path)}: {one_line(note)}", title="deconvlint note")
+        for r in report.results
+        for note in r.notes
     ]
     if style.summary:
         lines.append(text_format.format_summary(report))

@@ -24,7 +24,7 @@ from typing import Any
 from deconvlint import __version__
 from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
 from deconvlint.formatters import text as text_format
-from deconvlint.printable import printable
+from deconvlint.printable import one_line, printable
 from deconvlint.report import SEVERITIES, Finding, Report
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -249,6 +249,17 @@ def _files_table(report: Report) -> str:
     )
 
 
+def _notes(report: Report) -> str:
+    """What the readers want the user to know (the torch reader used, layers it could not
+    place), one item each; ``""`` when there is none (every ONNX file)."""
+    items = [
+        f"<li><code>{escape(r.path)}</code>: {escape(one_line(note))}</li>"
+        for r in report.results
+        for note in r.notes
+    ]
+    return f"<h2>Notes</h2><ul>{''.join(items)}</ul>" if items else ""
+
+
 def _rules_table(report: Report) -> str:
     rows = statistics(report)
     if not rows:
@@ -287,6 +298,7 @@ def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
         f"<h2>Files</h2>{_files_table(report)}"
         + (f"<h2>Findings by rule</h2>{_rules_table(report)}" if report.findings else "")
         + (f"<h2>Findings</h2>{''.join(blocks)}" if blocks else "")
+        + _notes(report)
     )
     return _page("deconvlint report", body)
 

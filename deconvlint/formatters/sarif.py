@@ -212,6 +212,13 @@ def sarif_log(report: Report, catalogue: Mapping[str, Any] | None = None) -> dic
         for r in report.errors
     ]
     invocation: dict[str, Any] = {"executionSuccessful": not notifications}
+    # what the reader wants the user to know (the torch reader used, layers it could not
+    # place): notes, which leave the run successful
+    notifications += [
+        {"level": "note", "message": {"text": f"{printable(r.path)}: {one_line(note)}"}}
+        for r in report.results
+        for note in r.notes
+    ]
     if notifications:
         invocation["toolExecutionNotifications"] = notifications
     return {

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import html
+import json
 from typing import Any
 
 import pytest
@@ -331,6 +333,30 @@ def test_an_upsampler_fed_from_outside_torch_starts_its_own_path() -> None:
     assert note.startswith("'up': its input was not traced back to the model's inputs")
     assert "note: 'up': its input was not traced" in str(report)
     assert report.to_dict()["results"][0]["notes"] == [note]
+
+
+def test_notes_reach_sarif_github_and_html() -> None:
+    # text and JSON show the reader's notes; so do the formats CI reads, as notes (the run
+    # still succeeds), ``::notice`` annotations and a Notes section, escaped like every name
+    from deconvlint.formatters import Style, get_formatter
+
+    report = checked(Untraced(), (x4(),))
+    report.results[0].path = "<Untraced\x1b>"
+    (note,) = report.results[0].notes
+    sarif = json.loads(get_formatter("sarif").format_report(report))
+    (invocation,) = sarif["runs"][0]["invocations"]
+    assert invocation["executionSuccessful"] is True
+    assert invocation["toolExecutionNotifications"] == [
+        {"level": "note", "message": {"text": f"<Untraced\\x1b>: {note}"}}
+    ]
+    github = get_formatter("github").format_report(report, Style(summary=False))
+    assert github.splitlines()[-1] == (
+        f"::notice title=deconvlint note::<Untraced\\x1b>: {note.replace('%', '%25')}"
+    )
+    assert sum(line.startswith("::") for line in github.splitlines()) == 2  # finding, note
+    page = get_formatter("html").format_report(report)
+    assert "<h2>Notes</h2><ul><li><code>&lt;Untraced\\x1b&gt;</code>: " in page
+    assert "\x1b" not in page and html.escape(note) in page
 
 
 class DeadBranch(nn.Module):
