@@ -26,11 +26,13 @@ def _forget_the_working_folder() -> None:
 _forget_the_working_folder()
 
 import importlib  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
 
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # typing's own flag, without importing typing in every run's start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from deconvlint.api import DeconvLintWarning, assert_clean, check
     from deconvlint.report import Finding, Report
     from deconvlint.rewrites.model import fix
@@ -48,7 +50,7 @@ _LAZY = {
 __all__ = ["DeconvLintWarning", "Finding", "Report", "__version__", "assert_clean", "check", "fix"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":  # quoted: no __future__ import before the folder goes
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'deconvlint' has no attribute {name!r}")

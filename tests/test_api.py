@@ -57,6 +57,24 @@ def test_import_deconvlint_imports_neither_torch_nor_onnx() -> None:
     assert proc.stdout.strip() == "[]", f"import deconvlint pulled in: {proc.stdout}"
 
 
+def test_import_deconvlint_loads_only_importlib() -> None:
+    """The CLI pauses the cyclic collector once the package is imported (its start-up allocates
+    much and frees little): the package itself loads nothing more than importlib (typing, with
+    re, enum and collections, took seven collections there)."""
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import deconvlint\n"
+        "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] not in "
+        "('deconvlint', 'importlib', 'warnings')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", f"import deconvlint pulled in: {proc.stdout}"
+
+
 def test_public_names() -> None:
     assert {"check", "assert_clean", "DeconvLintWarning", "Report"} <= set(dir(deconvlint))
     assert deconvlint.DeconvLintWarning is DeconvLintWarning
