@@ -23,16 +23,12 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deconvlint.config.settings import Settings
 from deconvlint.errors import ConfigError, LoadError
 from deconvlint.report import SEVERITIES, FileResult, Finding, Report, severity_rank
-
-if TYPE_CHECKING:
-    from deconvlint.core.ir import Graph
 
 __all__ = ["DeconvLintWarning", "assert_clean", "check"]
 
@@ -134,81 +130,6 @@ def resolve_settings(
     return merge(file_layer, flags, catalogue)
 
 
-# --- reading the target ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Read:
-    graph: Graph
-    frontend: str  # "onnx", "fx", "export" or "hooks"
-    path: str  # shown in front of every finding, as the CLI shows a file's path
-
-
-def _inputs_tuple(example_inputs: Any) -> tuple[Any, ...] | None:
-    if example_inputs is None or isinstance(example_inputs, tuple):
-        return example_inputs
-    if isinstance(example_inputs, list):
-        return tuple(example_inputs)
-    return (example_inputs,)  # one tensor
-
-
-def _torch_front_end() -> Any:
-    try:
-        from deconvlint.frontends.torch import load as front_end
-    except ImportError as exc:
-        cause = " ".join(str(exc).split())
-        raise LoadError(f"the torch front end is not available: {cause}") from exc
-    return front_end
-
-
-def _read(target: Any, example_inputs: Any, timeout: float | None) -> _Read:
-    if isinstance(target, (str, os.PathLike)):
-        from deconvlint.errors import LoadError
-        from deconvlint.frontends.onnx.reader import load_graph
-
-        try:
-            return _Read(load_graph(target), "onnx", os.fspath(target))
-        except LoadError as exc:  # name the path, as the CLI's error line does
-            raise LoadError(f"{os.fspath(target)}: {exc}") from exc
-    onnx = sys.modules.get("onnx")  # a ModelProto means onnx is imported already
-    if onnx is not None and isinstance(target, onnx.ModelProto):
-        from deconvlint.frontends.onnx.reader import graph_from_model
-
-        name = target.graph.name or "model"
-        return _Read(graph_from_model(target, name=name), "onnx", f"<{name}>")
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        if isinstance(target, torch.export.ExportedProgram):
-            graph = _torch_front_end().graph_from_exported(target)
-            return _Read(graph, "export", "<ExportedProgram>")
-        if isinstance(target, torch.nn.Module):
-            graph, tracer = _torch_front_end().load_module(
-                target, _inputs_tuple(example_inputs), timeout=timeout
-            )
-            return _Read(graph, tracer, f"<{type(target).__name__}>")
-    raise TypeError(
-        "deconvlint.check expects a torch.nn.Module, a torch.export.ExportedProgram, an "
-        f"onnx.ModelProto or the path of an ONNX file, not {type(target).__name__}"
-    )
-
-
-def _probe(target: Any, graph: Any, example_inputs: Any) -> dict:
-    """``probe=True``: onnxruntime for ONNX, torch for a module fed ``example_inputs``' shapes."""
-    from deconvlint.probe.measure import ProbeError
-
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(target, torch.nn.Module):
-        from deconvlint.probe.torch import probe_module
-
-        shapes = [tuple(x.shape) for x in _inputs_tuple(example_inputs) or ()]
-        return probe_module(target, graph, shapes)
-    if isinstance(target, torch.export.ExportedProgram if torch is not None else ()):
-        raise ProbeError("probe=True needs an nn.Module or ONNX, not an ExportedProgram")
-    from deconvlint.probe.onnx import probe_onnx
-
-    return probe_onnx(target, graph)
-
-
 # --- checking -------------------------------------------------------------------------------------
 
 
@@ -226,7 +147,9 @@ def _run(
     stacklevel: int,
     probe: bool = False,
 ) -> tuple[Report, Settings]:
-    from deconvlint.engine import check_graph
+    from deconvlint.engine import RunOptions, check_loaded
+    from deconvlint.frontends.load import load
+    from deconvlint.frontends.target import ModelSpec
 
     settings = resolve_settings(
         config,
@@ -242,12 +165,24 @@ def _run(
 
         # a model built by a library's class: its findings point at the caller's call of it
         remember_root_call(target, library_root_call(target, sys._getframe(stacklevel)))
-    read = _read(target, example_inputs, timeout)
-    if probe:
-        read.graph.measurements = _probe(target, read.graph, example_inputs)
-    findings = check_graph(read.graph, settings)
-    result = FileResult(read.path, findings, notes=list(read.graph.report_notes))
-    report = Report([result], frontend=read.frontend)
+    path = os.fspath(target) if isinstance(target, (str, os.PathLike)) else None
+    try:  # a path is an ONNX file, whatever its name or bytes
+        loaded = load(
+            ModelSpec(path, onnx_only=True) if path is not None else target,
+            example_inputs,
+            timeout=timeout,
+        )
+    except LoadError as exc:
+        if path is None:
+            raise
+        raise LoadError(f"{path}: {exc}") from exc  # name the path, as the CLI's error line does
+    if probe and loaded.module is None and loaded.onnx is None:
+        from deconvlint.probe.measure import ProbeError
+
+        raise ProbeError("probe=True needs an nn.Module or ONNX, not an ExportedProgram")
+    result = check_loaded(loaded, settings, RunOptions(probe=probe, timeout=timeout))
+    findings = result.findings
+    report = Report([result], frontend=loaded.frontend)
     if warn:  # an info finding is information, not a warning (as --fail-on's default says)
         for finding in (f for f in findings if f.severity != "info"):
             warnings.warn(

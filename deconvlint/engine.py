@@ -1,4 +1,4 @@
-"""Glue between front ends, analysis and rules: one model in, one :class:`FileResult` out.
+"""Glue between front ends, analysis and rules: one target in, one :class:`FileResult` out.
 
 >>> from deconvlint.core.chainspec import parse_chain
 >>> from deconvlint.core.ir import Graph
@@ -11,22 +11,39 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from deconvlint.config.settings import Settings
-from deconvlint.core.ir import Graph
 from deconvlint.errors import DeconvlintError
 from deconvlint.report import FileResult, Finding
 
 if TYPE_CHECKING:
+    from deconvlint.core.ir import Graph
+    from deconvlint.frontends.load import Loaded
     from deconvlint.frontends.target import ModelSpec
 
 
-def check_graph(graph: Graph, settings: Settings | None = None) -> list[Finding]:
-    """Run every enabled rule on ``graph``; findings sorted by node order, then rule id."""
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is done, as opposed to what it judges (:class:`Settings`)."""
+
+    probe: bool = False  # run the model on smooth inputs and measure the artifacts (rule DL009)
+    trust_pickle: bool = False  # load torch files whose loading runs code from the file
+    timeout: float | None = None  # seconds a torch model's forward pass (or trace) may take
+
+
+def check_graph(
+    graph: Graph,
+    settings: Settings | None = None,
+    measurements: Mapping[str, Any] | None = None,
+) -> list[Finding]:
+    """Run every enabled rule on ``graph``; findings sorted by node order, then rule id.
+    ``measurements``: what the probe measured, by node name."""
     from deconvlint.rules.registry import run_rules
 
-    return run_rules(graph, settings or Settings())
+    return run_rules(graph, settings or Settings(), measurements)
 
 
 def check_path(
@@ -41,12 +58,7 @@ def check_path(
 
     shown = os.fspath(path)
     try:
-        graph = load_graph(path)
-        if settings is not None and settings.probe:
-            from deconvlint.probe.onnx import probe_onnx
-
-            graph.measurements = probe_onnx(path, graph, settings.probe_input_shapes)
-        findings = check_graph(graph, settings)
+        findings = check_graph(load_graph(path), settings)
     except DeconvlintError as exc:
         if raise_errors:
             raise
@@ -54,64 +66,66 @@ def check_path(
     return FileResult(path=shown, findings=findings)
 
 
+def check_loaded(
+    loaded: Loaded, settings: Settings | None = None, options: RunOptions | None = None
+) -> FileResult:
+    """The rules (and with ``options.probe`` the probe) on a model :func:`load` has read."""
+    measurements = measure(loaded) if options is not None and options.probe else None
+    findings = check_graph(loaded.graph, settings, measurements)
+    return FileResult(path=loaded.path, findings=findings, notes=list(loaded.graph.report_notes))
+
+
+def measure(loaded: Loaded) -> dict:
+    """The probe on a loaded model: onnxruntime for ONNX (a file or a ``ModelProto``), torch for
+    a module (a module target, or an object), fed ``loaded.input_shapes``."""
+    from deconvlint.probe.measure import ProbeError
+
+    if loaded.onnx is not None:
+        from deconvlint.probe.onnx import probe_onnx
+
+        return probe_onnx(loaded.onnx, loaded.graph, loaded.input_shapes)
+    if loaded.module is not None:
+        from deconvlint.probe.torch import probe_module
+
+        return probe_module(loaded.module, loaded.graph, loaded.input_shapes)
+    raise ProbeError(
+        "--probe runs ONNX files and package.module:attribute targets; export this model to "
+        "ONNX to probe it"
+    )
+
+
 def check_target(
     target: str | os.PathLike | ModelSpec,
     settings: Settings | None = None,
+    options: RunOptions | None = None,
     *,
-    trust_pickle: bool = False,
-    timeout: float | None = None,
     raise_errors: bool = False,
 ) -> FileResult:
     """Check a module target (``"pkg.models:Generator"``) or a model file of any kind.
 
-    A ``.py`` file is Python source (:mod:`deconvlint.source`: parsed, never imported).  Any
-    other file is recognised by :func:`deconvlint.frontends.target.file_format` (a ``*.onnx`` name is
-    ONNX; else its content): ONNX goes to the ONNX front end exactly as :func:`check_path` does,
-    a ``.pt2`` to the archive reader that runs nothing (``torch.export.load`` with
-    ``trust_pickle``), a TorchScript archive, or a pickle, only with ``trust_pickle``.  A
-    :class:`~deconvlint.frontends.target.ModelSpec` carries the ``kwargs`` and the
-    example input shapes; ``FileResult.path`` is the target as given.
+    A ``.py`` file is Python source (:mod:`deconvlint.source`: parsed, never imported); anything
+    else goes to :func:`deconvlint.frontends.load.load`.  A
+    :class:`~deconvlint.frontends.target.ModelSpec` carries the ``kwargs`` and the example input
+    shapes; ``FileResult.path`` is the target as given.  A target that cannot be read gives
+    ``FileResult.error``, one line; with ``raise_errors`` the :class:`DeconvlintError`
+    propagates instead (``--debug`` shows it).
 
     >>> print(check_target("no_such_package.models:Generator").error)
     cannot import no_such_package.models: ModuleNotFoundError: No module named 'no_such_package'
     """
-    from deconvlint.frontends.target import ModelSpec, load_target
+    from deconvlint.frontends.load import load
+    from deconvlint.frontends.target import ModelSpec
 
     spec = target if isinstance(target, ModelSpec) else ModelSpec(os.fspath(target))
     if spec.target.endswith(".py") and os.path.isfile(spec.target):
         from deconvlint.source import check_file  # Python source: parsed, never imported
 
         return check_file(spec.target, settings).result
+    options = options or RunOptions()
     try:
-        graph, module = load_target(spec, trust_pickle=trust_pickle, timeout=timeout)
-        if settings is not None and settings.probe:
-            graph.measurements = _probe_target(spec, graph, settings, module)
-        findings = check_graph(graph, settings)
+        loaded = load(spec, trust_pickle=options.trust_pickle, timeout=options.timeout)
+        return check_loaded(loaded, settings, options)
     except DeconvlintError as exc:
         if raise_errors:
             raise
         return FileResult(path=spec.target, error=" ".join(str(exc).split()))
-    return FileResult(path=spec.target, findings=findings, notes=list(graph.report_notes))
-
-
-def _probe_target(spec: ModelSpec, graph: Graph, settings: Settings, module: Any) -> dict:
-    """``--probe`` on a target: onnxruntime for an ONNX file, torch for a module target."""
-    from deconvlint.frontends.target import FileFormat, file_format
-    from deconvlint.probe.measure import ProbeError
-
-    shapes = settings.probe_input_shapes or spec.input_shapes
-    onnx_file = os.path.exists(spec.target) and (
-        file_format(spec.target, sniffed=not spec.onnx_only) is FileFormat.ONNX
-    )
-    if onnx_file:
-        from deconvlint.probe.onnx import probe_onnx
-
-        return probe_onnx(spec.target, graph, shapes)
-    if module is not None:
-        from deconvlint.probe.torch import probe_module
-
-        return probe_module(module, graph, shapes)
-    raise ProbeError(
-        "--probe runs ONNX files and package.module:attribute targets; export this model to "
-        "ONNX to probe it"
-    )

@@ -33,6 +33,7 @@ from deconvlint.report import SEVERITIES, FileResult, Report
 if TYPE_CHECKING:
     from deconvlint.cli.discovery import Exclusion
     from deconvlint.config.load import Options
+    from deconvlint.engine import RunOptions
     from deconvlint.frontends.target import ModelSpec
 
 PROG = "deconvlint"
@@ -326,25 +327,11 @@ def resolve_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
     return settings, notes
 
 
-def _runs_torch(spec: ModelSpec) -> bool:
-    """Whether ``spec`` is a torch target or file (checked in this process, torch's output
-    quietened); a file that cannot even be sniffed is left to its own check to report."""
-    from deconvlint.frontends.target import FileFormat, file_format, is_module_target
-
-    try:
-        if os.path.exists(spec.target):
-            return file_format(spec.target, sniffed=not spec.onnx_only) is not FileFormat.ONNX
-        return is_module_target(spec.target)
-    except Exception:  # MemoryError included: that file's own check says what is wrong
-        return False
-
-
 def check_one(
     target: str | ModelSpec,
     settings: Settings,
+    options: RunOptions | None = None,
     debug: bool = False,
-    trust_pickle: bool = False,
-    timeout: float | None = None,
 ) -> FileResult:
     """:func:`deconvlint.engine.check_target`, with any unexpected exception made one line.
 
@@ -353,11 +340,12 @@ def check_one(
     """
     from deconvlint.engine import check_target
     from deconvlint.errors import DeconvlintError
+    from deconvlint.frontends.load import runs_torch
     from deconvlint.frontends.target import ModelSpec
 
     spec = target if isinstance(target, ModelSpec) else ModelSpec(target)
     path = spec.target
-    quiet = _runs_torch(spec)
+    quiet = runs_torch(spec)
     try:
         with contextlib.ExitStack() as stack:
             if quiet:
@@ -365,9 +353,7 @@ def check_one(
                 stack.enter_context(warnings.catch_warnings())
                 if not debug:
                     warnings.simplefilter("ignore")
-            return check_target(
-                spec, settings, trust_pickle=trust_pickle, timeout=timeout, raise_errors=debug
-            )
+            return check_target(spec, settings, options, raise_errors=debug)
     except DeconvlintError as exc:  # only with --debug: show where the input was refused
         _print_traceback()
         return FileResult(path=path, error=" ".join(str(exc).split()))
@@ -443,6 +429,8 @@ def _check_all(
     """The results for the command line's paths and targets, then the configured models."""
     from deconvlint.cli.discovery import collect_targets
     from deconvlint.cli.parallel import Progress, check_in_order, default_jobs, wants_progress
+    from deconvlint.engine import RunOptions
+    from deconvlint.frontends.load import runs_torch
 
     shapes = tuple(args.input_shape or ())
     inputs: list[FileResult | ModelSpec] = []
@@ -464,13 +452,8 @@ def _check_all(
                 )
             )
     inputs += [replace(spec, weights=args.weights) if args.weights else spec for spec in models]
-    run = functools.partial(
-        check_one,
-        settings=settings,
-        debug=args.debug,
-        trust_pickle=args.trust_pickle,
-        timeout=args.timeout,
-    )
+    options = RunOptions(probe=args.probe, trust_pickle=args.trust_pickle, timeout=args.timeout)
+    run = functools.partial(check_one, settings=settings, options=options, debug=args.debug)
     show = not args.quiet and wants_progress(len(inputs))
     if _COLLECTOR_PAUSED:  # source files were checked above without it: models with it
         gc.enable()
@@ -478,7 +461,7 @@ def _check_all(
         inputs,
         run,
         jobs=args.jobs or default_jobs(),
-        in_process=_runs_torch,  # torch targets import user code and torch: run them here
+        in_process=runs_torch,  # torch targets import user code and torch: run them here
         progress=Progress(len(inputs), enabled=show),
     )
 
@@ -594,8 +577,6 @@ def run(args: argparse.Namespace) -> int:
     if args.models and not models and not args.paths:  # --allow-no-models: nothing to check
         return 0
     args.source_tally = {"fixed": 0, "unsafe": 0, "changed": 0}
-    if args.probe:
-        settings = replace(settings, probe=True)
     if args.plot is not None:
         from deconvlint.formatters.plot import check_plotting
 

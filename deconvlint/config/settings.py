@@ -1,7 +1,8 @@
 """Resolved settings: which rules run, what fails the run, and per-rule options.
 
 The CLI and the config loader (:mod:`deconvlint.config.load`) build one :class:`Settings`; the engine
-only reads it.
+only reads it.  How a run is done (the probe, pickles, the time limit) is not a setting: it is
+:class:`deconvlint.engine.RunOptions`.
 
 >>> s = Settings(select=("DL00",), ignore=("DL005",))
 >>> s.is_enabled("DL001"), s.is_enabled("DL005"), s.is_enabled("DL006", default=False)
@@ -114,9 +115,6 @@ class Settings:
     fail_on: str = "warning"
     per_node_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # --probe: run the model on smooth inputs and measure the artifacts (rule DL009)
-    probe: bool = False
-    probe_input_shapes: tuple[tuple[int, ...], ...] = ()
 
     def is_enabled(self, rule_id: str, default: bool = True) -> bool:
         """Whether ``rule_id`` runs: selected (or default-on), not ignored."""

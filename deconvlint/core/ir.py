@@ -195,8 +195,6 @@ class Graph:
     shapes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     # Model-level notes (e.g. "shape inference failed: ...").
     notes: list[str] = field(default_factory=list)
-    # What --probe measured, by node name (deconvlint.probe.measure.Measurement); None: not probed.
-    measurements: dict[str, Any] | None = None
     # Notes the report shows with the findings: the reader used when the first one's graph
     # was not used, layers the forward ran that no reader could place on a path.
     report_notes: list[str] = field(default_factory=list)

@@ -30,11 +30,12 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from deconvlint.api import _inputs_tuple, _read, resolve_settings
+from deconvlint.api import resolve_settings
 from deconvlint.config.settings import Settings
 from deconvlint.core.ir import Graph, Node
 from deconvlint.engine import check_graph
 from deconvlint.errors import FixError
+from deconvlint.frontends.load import as_input_tuple, load
 from deconvlint.report import FileResult, Finding, Report, severity_rank
 from deconvlint.rewrites import replacements
 
@@ -115,7 +116,7 @@ def fix(
         raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"deconvlint.fix expects a torch.nn.Module, not {type(model).__name__}")
-    inputs = _inputs_tuple(example_inputs)
+    inputs = as_input_tuple(example_inputs)
     if not inputs:
         raise ValueError("deconvlint.fix needs example_inputs to verify the output shapes")
     settings = resolve_settings(config, fail_on=fail_on, stacklevel=2)
@@ -144,8 +145,8 @@ def fix(
 def _check(
     model: nn.Module, inputs: tuple, settings: Settings, timeout: float | None
 ) -> tuple[Graph, list[Finding], str]:
-    read = _read(model, inputs, timeout)
-    return read.graph, check_graph(read.graph, settings), read.frontend
+    loaded = load(model, inputs, timeout=timeout)
+    return loaded.graph, check_graph(loaded.graph, settings), loaded.frontend
 
 
 def module_name(node: str) -> str:

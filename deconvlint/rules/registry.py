@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,12 +50,15 @@ def rule(rule_id: str) -> Callable[[RuleFunction], RuleFunction]:
 
 @dataclass
 class Context:
-    """What a rule sees: the graph, the coverage pass (computed once), its doc and options."""
+    """What a rule sees: the graph, the coverage pass (computed once), its doc and options, and
+    what ``--probe`` measured, by node name (:class:`deconvlint.probe.measure.Measurement`;
+    ``None``: not probed)."""
 
     graph: Graph
     settings: Settings
     doc: RuleDoc
     _coverage: dict[str, CoverageResult]
+    measurements: Mapping[str, Any] | None = None
 
     @property
     def coverage(self) -> CoverageResult:
@@ -418,8 +421,11 @@ def _weighted_phase_sums(node: Node, axis: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def run_rules(graph: Graph, settings: Settings) -> list[Finding]:
-    """Every enabled rule on ``graph``, minus per-node ignores, in node order then rule id."""
+def run_rules(
+    graph: Graph, settings: Settings, measurements: Mapping[str, Any] | None = None
+) -> list[Finding]:
+    """Every enabled rule on ``graph``, minus per-node ignores, in node order then rule id;
+    ``measurements``: what the probe measured on the model, by node name (rule DL009)."""
     catalogue = load_catalogue()
     missing = set(RULES) - set(catalogue)
     if missing:
@@ -429,16 +435,16 @@ def run_rules(graph: Graph, settings: Settings) -> list[Finding]:
     for rule_id, fn in sorted(RULES.items()):
         doc = catalogue[rule_id]
         if settings.is_enabled(rule_id, doc.default):
-            raw += fn(Context(graph, settings, doc, shared))
+            raw += fn(Context(graph, settings, doc, shared, measurements))
     # a cause is reported once: before per-node ignores, so that ignoring DL001 on a layer
     # does not bring its consequence back as DL004
     findings = [
         f for f in fold_explained_outputs(raw) if not settings.is_ignored_for_node(f.rule, f.node)
     ]
-    if graph.measurements:
+    if measurements:
         from deconvlint.rules.weight_rules import annotate_measurements
 
-        annotate_measurements(graph.measurements, findings)
+        annotate_measurements(measurements, findings)
     order = {n.name: i for i, n in enumerate(graph.nodes)}
     findings.sort(key=lambda f: (order.get(f.node, len(order)), f.rule))
     return findings

@@ -17,8 +17,9 @@ and skip layers without any.  Registered into :data:`deconvlint.rules.registry.R
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -225,7 +226,7 @@ def _python_name(node_name: str) -> str | None:
 
 @rule("DL009")
 def measured_periodic_artifact(ctx: Context) -> Iterator[Finding]:
-    measured = ctx.graph.measurements
+    measured = ctx.measurements
     if not measured:
         return
     max_db = float(ctx.option("max-db"))
@@ -253,11 +254,11 @@ def measured_periodic_artifact(ctx: Context) -> Iterator[Finding]:
         yield ctx.finding(node, message, m.to_metrics(), severity=severity)
 
 
-def annotate_measurements(graph_measurements: dict, findings: list[Finding]) -> None:
+def annotate_measurements(measurements: Mapping[str, Any], findings: list[Finding]) -> None:
     """Add what the probe measured at a finding's node (or its shuffle) to its metrics."""
     for f in findings:
         if f.rule == "DL009":
             continue
-        m = graph_measurements.get(f.node) or graph_measurements.get(f.metrics.get("shuffle", ""))
+        m = measurements.get(f.node) or measurements.get(f.metrics.get("shuffle", ""))
         if m is not None:
             f.metrics["measured_db"] = round(m.db, 2)

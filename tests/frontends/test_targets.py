@@ -15,13 +15,8 @@ import pytest
 
 from deconvlint.cli.discovery import collect_targets
 from deconvlint.config.lines import parse_yaml, toml_lines
-from deconvlint.frontends.target import (
-    FileFormat,
-    is_module_target,
-    parse_input_shape,
-    shapes_from_config,
-    sniff,
-)
+from deconvlint.frontends.sniff import FileFormat, sniff
+from deconvlint.frontends.target import is_module_target, parse_input_shape, shapes_from_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,6 +16,7 @@ CATALOGUE = load_catalogue()
 def findings_for(chain: str, rule_id: str, probe: bool = False):
     nodes = parse_chain(chain)
     graph = Graph("example", nodes, ("v0",), (nodes[-1].outputs[0],))
+    measurements = None
     if probe:  # the chain as a real ONNX model with all-ones weights, run by onnxruntime
         from deconvlint.frontends.onnx.reader import graph_from_model
         from deconvlint.probe.onnx import probe_onnx
@@ -23,10 +24,11 @@ def findings_for(chain: str, rule_id: str, probe: bool = False):
 
         model = model_from_chain(nodes, weights="ones")
         graph = graph_from_model(model)
-        graph.measurements = probe_onnx(model, graph)
+        measurements = probe_onnx(model, graph)
     # the rule on its own (an opt-in rule is selected by its exact id): its examples are its
     # semantics; how the rules share a cause is tested in test_one_finding_per_mistake
-    return [f for f in run_rules(graph, Settings(select=(rule_id,))) if f.rule == rule_id]
+    found = run_rules(graph, Settings(select=(rule_id,)), measurements)
+    return [f for f in found if f.rule == rule_id]
 
 
 def _cases(kind: str):

@@ -276,7 +276,7 @@ def test_the_cli_turns_a_memory_error_while_sniffing_into_that_files_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     from deconvlint.cli import main as cli
-    from deconvlint.frontends import target as targets
+    from deconvlint.frontends import sniff as sniffing
 
     good = tmp_path / "good.onnx"
     good.write_bytes((REPO / "examples" / "cyclegan_decoder.onnx").read_bytes())
@@ -286,7 +286,7 @@ def test_the_cli_turns_a_memory_error_while_sniffing_into_that_files_error(
     def exhausted(path):
         raise MemoryError()
 
-    monkeypatch.setattr(targets, "sniff", exhausted)
+    monkeypatch.setattr(sniffing, "sniff", exhausted)
     code = cli.main(["-j", "1", "-q", "--format", "json", str(odd), str(good)])
     assert code == 2
     results = {Path(r["path"]).name: r for r in json.loads(capsys.readouterr().out)["results"]}

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from deconvlint.frontends import target as targets
-from deconvlint.frontends.target import FileFormat, sniff
+from deconvlint.frontends import sniff as sniffing
+from deconvlint.frontends.sniff import FileFormat, sniff
 from tests.cli.test_cli_torch import _env, error_lines, headers, run
 
 torch = pytest.importorskip("torch")
@@ -378,7 +378,7 @@ def test_sniffing_walks_a_bounded_number_of_pickle_opcodes(
 
     monkeypatch.setattr(pickletools, "genops", counted)
     assert sniff(path) is FileFormat.PICKLED_OBJECT
-    assert walked <= targets.MAX_PICKLE_OPS + 1, walked
+    assert walked <= sniffing.MAX_PICKLE_OPS + 1, walked
 
 
 def _deflate_bomb(path: Path, name: str, head: bytes, unit: bytes, repeats: int, tail: bytes):
