@@ -23,12 +23,11 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from deconvlint.config.settings import Settings
-from deconvlint.errors import ConfigError, LoadError
-from deconvlint.report import SEVERITIES, FileResult, Finding, Report, severity_rank
+from deconvlint.errors import LoadError
+from deconvlint.report import FileResult, Finding, Report, severity_rank
 
 __all__ = ["DeconvLintWarning", "assert_clean", "check"]
 
@@ -61,33 +60,6 @@ def warning_message(finding: Finding) -> str:
 # --- settings -----------------------------------------------------------------------------------
 
 
-def _selectors(name: str, value: Selectors | None, catalogue: dict) -> tuple[str, ...] | None:
-    from deconvlint.config.load import parse_selectors
-
-    if value is None:
-        return None
-    values: Any = value.split(",") if isinstance(value, str) else value
-    if not isinstance(values, list) and isinstance(values, Iterable):
-        values = list(values)  # a tuple or a set; parse_selectors names anything else
-    try:
-        return parse_selectors(values, catalogue)
-    except ValueError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
-
-
-def _options_of(settings: Settings, catalogue: dict) -> Any:
-    """A resolved :class:`Settings` as the file layer of a merge: its rules spelt out."""
-    from deconvlint.config.load import Options
-
-    enabled = tuple(r for r, doc in catalogue.items() if settings.is_enabled(r, doc.default))
-    return Options(
-        select=enabled,
-        fail_on=settings.fail_on,
-        per_node_ignores=dict(settings.per_node_ignores),
-        rule_options={rule: dict(opts) for rule, opts in settings.rule_options.items()},
-    )
-
-
 def resolve_settings(
     config: str | os.PathLike | Settings | None = None,
     *,
@@ -103,31 +75,23 @@ def resolve_settings(
     from the current folder upwards, as the CLI finds it.  The keywords are layered on top
     as the CLI's flags are: ``select`` starts over, ``extend_select`` adds, ``ignore`` removes.
 
-    >>> resolve_settings(Settings(), select="DL00", ignore=["DL006"]).select
-    ('DL001', 'DL002', 'DL003', 'DL004', 'DL005')
+    >>> resolve_settings(Settings(), select="DL00", ignore=["DL002", "DL003"]).select
+    ('DL001', 'DL004', 'DL005', 'DL008', 'DL009')
     """
-    from deconvlint.config.load import Options, discover_config, load_config, merge
-    from deconvlint.rules.catalogue import load_catalogue
+    from deconvlint.config import resolve
 
-    catalogue = load_catalogue()
-    if isinstance(config, Settings):
-        file_layer = _options_of(config, catalogue)
-    elif config is not None:
-        file_layer = load_config(Path(os.fspath(config)), catalogue)
-    else:
-        found = discover_config()
-        for note in found.warnings:  # the CLI prints these on stderr
-            warnings.warn(note, UserWarning, stacklevel=stacklevel + 1)
-        file_layer = Options() if found.path is None else load_config(found.path, catalogue)
-    if fail_on is not None and fail_on not in SEVERITIES:
-        raise ConfigError(f"fail_on: expected one of {', '.join(SEVERITIES)}, got {fail_on!r}")
-    flags = Options(
-        select=_selectors("select", select, catalogue),
-        extend_select=_selectors("extend_select", extend_select, catalogue),
-        ignore=_selectors("ignore", ignore, catalogue),
+    def warn(note: str) -> None:  # the CLI prints these on stderr
+        # stacklevel counts this function and the resolver's frame too
+        warnings.warn(note, UserWarning, stacklevel=stacklevel + 3)
+
+    return resolve.resolve_settings(
+        config,
+        select=select,
+        extend_select=extend_select,
+        ignore=ignore,
         fail_on=fail_on,
-    )
-    return merge(file_layer, flags, catalogue)
+        warn=warn,
+    ).settings
 
 
 # --- checking -------------------------------------------------------------------------------------

@@ -285,46 +285,25 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _selectors(flag: str, value: str | None, catalogue: dict) -> tuple[str, ...] | None:
-    from deconvlint.config.load import parse_selectors
-
-    if value is None:
-        return None
-    try:
-        return parse_selectors(value.split(","), catalogue)
-    except ValueError as exc:
-        raise ConfigError(f"{PROG}: error: {flag}: {exc}") from None
+def _flag(keyword: str) -> str:
+    """How a configuration error names the flag: ``deconvlint: error: --extend-select``."""
+    return f"{PROG}: error: --{keyword.replace('_', '-')}"
 
 
 def resolve_configuration(args: argparse.Namespace) -> tuple[Options, Settings, list[str]]:
     """The configuration file's options, the settings merged from it and the flags, and any
-    warnings about the file."""
-    from deconvlint.config.load import Options, discover_config, load_config, merge
-    from deconvlint.rules.catalogue import load_catalogue
+    warnings about the file (:func:`deconvlint.config.resolve.resolve_settings`)."""
+    from deconvlint.config.resolve import resolve_settings
 
-    catalogue = load_catalogue()
-    notes: list[str] = []
-    config = Options()
-    if args.config is not None:
-        config = load_config(args.config, catalogue)
-    else:
-        found = discover_config()
-        notes += found.warnings
-        if found.path is not None:
-            config = load_config(found.path, catalogue)
-    flags = Options(
-        select=_selectors("--select", args.select, catalogue),
-        extend_select=_selectors("--extend-select", args.extend_select, catalogue),
-        ignore=_selectors("--ignore", args.ignore, catalogue),
+    resolved = resolve_settings(
+        args.config,
+        select=args.select,
+        extend_select=args.extend_select,
+        ignore=args.ignore,
         fail_on=args.fail_on,
+        spell=_flag,
     )
-    return config, merge(config, flags, catalogue), notes
-
-
-def resolve_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
-    """Settings from the configuration file and the flags, and any warnings about the file."""
-    _config, settings, notes = resolve_configuration(args)
-    return settings, notes
+    return resolved.config, resolved.settings, list(resolved.notes)
 
 
 def check_one(
