@@ -1,6 +1,6 @@
 """``deconvlint FOLDER -j 1`` against ``-j 2`` on a folder of generated ONNX models.
 
-Writes N small decoders (``tests/onnx_factory.write_many_models``: one to three upsamplers,
+Writes N small decoders (``tests/support/onnx_factory.write_many_models``: one to three upsamplers,
 clean and flagged) to a temporary folder, then runs ``python -m deconvlint FOLDER --format json``
 with each job count R times, alternating, and prints the median wall times, their ratio, and
 whether the outputs are identical (they must be: order is the input order whatever the jobs),
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("-j", type=int, nargs="+", default=[1, 2], help="job counts to compare")
     args = parser.parse_args()
 
-    from tests.onnx_factory import write_many_models
+    from tests.support.onnx_factory import write_many_models
 
     load_before = os.getloadavg()
     control_before = machine_speedup(max(args.j))

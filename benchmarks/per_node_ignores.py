@@ -6,7 +6,7 @@ Measures the median of N repeats of:
   match (GlobSet)       the same questions through ``Settings.is_ignored_for_node`` (a fresh
                         ``Settings`` each repeat, so compiling is counted)
   yaml (3 x SafeLoader) the configuration parsed as before: events, safe_load, compose
-  yaml (parse_yaml)     today's ``deconvlint.config_lines.parse_yaml``
+  yaml (parse_yaml)     today's ``deconvlint.config.lines.parse_yaml``
 Usage: python benchmarks/per_node_ignores.py [-n N] [--globs G]
 """
 
@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     import yaml
 
-    from deconvlint.config_lines import parse_yaml
+    from deconvlint.config.lines import parse_yaml
+    from deconvlint.config.settings import Settings
     from deconvlint.engine import check_path
-    from deconvlint.settings import Settings
 
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=3)

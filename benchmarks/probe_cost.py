@@ -38,8 +38,8 @@ def main() -> None:
     import onnxruntime as ort
 
     from deconvlint.engine import check_path
-    from deconvlint.frontends.onnx import graph_from_model
-    from deconvlint.probe_onnx import probe_onnx
+    from deconvlint.frontends.onnx.reader import graph_from_model
+    from deconvlint.probe.onnx import probe_onnx
 
     parser = argparse.ArgumentParser()
     parser.add_argument(
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=0)
     args = parser.parse_args()
     if args.size:
-        from tests import test_probe
+        from tests.probe import test_probe
 
         test_probe.SIZE = args.size
         model = test_probe.decoder("cyclegan")

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import deconvlint  # noqa: E402
-from deconvlint.settings import Settings  # noqa: E402
+from deconvlint.config.settings import Settings  # noqa: E402
 
 Builder = Callable[[], tuple[Any, tuple[Any, ...]]]
 

@@ -129,7 +129,7 @@ def jobs_target(work: Path, n: int) -> tuple[list[tuple], str]:
     folder = work / "many"
     if not (folder / "model_999.onnx").exists():
         make_inputs(
-            f"from tests.onnx_factory import write_many_models; "
+            f"from tests.support.onnx_factory import write_many_models; "
             f"write_many_models({os.fspath(folder)!r}, 1000)"
         )
     one = folder / "model_000.onnx"

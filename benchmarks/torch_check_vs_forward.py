@@ -1,7 +1,7 @@
 """``deconvlint.check(model, example_inputs)`` against one forward pass of the same model.
 
 The target: a check within max(0.3 s, 5 x one forward pass).  For every model of the test zoo
-(``tests/models/zoo.py``), and for the real library models below when their library is
+(``tests/support/zoo.py``), and for the real library models below when their library is
 installed (those of ``real_library_models.py``: MONAI, asteroid, speechbrain, basicsr,
 diffusers, each ``pip install --no-deps``), the
 script times one forward pass (eval mode, ``no_grad``, one intra-op thread as the check runs
@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import deconvlint  # noqa: E402
-from deconvlint.settings import Settings  # noqa: E402
-from tests.models.zoo import ZOO  # noqa: E402
+from deconvlint.config.settings import Settings  # noqa: E402
+from tests.support.zoo import ZOO  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from real_library_models import library_models  # noqa: E402

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 import torch.fx  # noqa: E402
 
 import deconvlint  # noqa: E402
-from deconvlint.settings import Settings  # noqa: E402
-from tests.models.zoo import ZOO  # noqa: E402
+from deconvlint.config.settings import Settings  # noqa: E402
+from tests.support.zoo import ZOO  # noqa: E402
 
 
 def wall(call: Callable[[], object]) -> tuple[float, float]:

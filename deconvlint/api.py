@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deconvlint.config.settings import Settings
 from deconvlint.errors import ConfigError, LoadError
 from deconvlint.report import SEVERITIES, FileResult, Finding, Report, severity_rank
-from deconvlint.settings import Settings
 
 if TYPE_CHECKING:
-    from deconvlint.ir import Graph
+    from deconvlint.core.ir import Graph
 
 __all__ = ["DeconvLintWarning", "assert_clean", "check"]
 
@@ -66,7 +66,7 @@ def warning_message(finding: Finding) -> str:
 
 
 def _selectors(name: str, value: Selectors | None, catalogue: dict) -> tuple[str, ...] | None:
-    from deconvlint.config import parse_selectors
+    from deconvlint.config.load import parse_selectors
 
     if value is None:
         return None
@@ -81,7 +81,7 @@ def _selectors(name: str, value: Selectors | None, catalogue: dict) -> tuple[str
 
 def _options_of(settings: Settings, catalogue: dict) -> Any:
     """A resolved :class:`Settings` as the file layer of a merge: its rules spelt out."""
-    from deconvlint.config import Options
+    from deconvlint.config.load import Options
 
     enabled = tuple(r for r, doc in catalogue.items() if settings.is_enabled(r, doc.default))
     return Options(
@@ -110,8 +110,8 @@ def resolve_settings(
     >>> resolve_settings(Settings(), select="DL00", ignore=["DL006"]).select
     ('DL001', 'DL002', 'DL003', 'DL004', 'DL005')
     """
-    from deconvlint.catalogue import load_catalogue
-    from deconvlint.config import Options, discover_config, load_config, merge
+    from deconvlint.config.load import Options, discover_config, load_config, merge
+    from deconvlint.rules.catalogue import load_catalogue
 
     catalogue = load_catalogue()
     if isinstance(config, Settings):
@@ -154,7 +154,7 @@ def _inputs_tuple(example_inputs: Any) -> tuple[Any, ...] | None:
 
 def _torch_front_end() -> Any:
     try:
-        from deconvlint.frontends import torch as front_end
+        from deconvlint.frontends.torch import load as front_end
     except ImportError as exc:
         cause = " ".join(str(exc).split())
         raise LoadError(f"the torch front end is not available: {cause}") from exc
@@ -164,7 +164,7 @@ def _torch_front_end() -> Any:
 def _read(target: Any, example_inputs: Any, timeout: float | None) -> _Read:
     if isinstance(target, (str, os.PathLike)):
         from deconvlint.errors import LoadError
-        from deconvlint.frontends.onnx import load_graph
+        from deconvlint.frontends.onnx.reader import load_graph
 
         try:
             return _Read(load_graph(target), "onnx", os.fspath(target))
@@ -172,7 +172,7 @@ def _read(target: Any, example_inputs: Any, timeout: float | None) -> _Read:
             raise LoadError(f"{os.fspath(target)}: {exc}") from exc
     onnx = sys.modules.get("onnx")  # a ModelProto means onnx is imported already
     if onnx is not None and isinstance(target, onnx.ModelProto):
-        from deconvlint.frontends.onnx import graph_from_model
+        from deconvlint.frontends.onnx.reader import graph_from_model
 
         name = target.graph.name or "model"
         return _Read(graph_from_model(target, name=name), "onnx", f"<{name}>")
@@ -194,17 +194,17 @@ def _read(target: Any, example_inputs: Any, timeout: float | None) -> _Read:
 
 def _probe(target: Any, graph: Any, example_inputs: Any) -> dict:
     """``probe=True``: onnxruntime for ONNX, torch for a module fed ``example_inputs``' shapes."""
-    from deconvlint.probe import ProbeError
+    from deconvlint.probe.measure import ProbeError
 
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(target, torch.nn.Module):
-        from deconvlint.probe_torch import probe_module
+        from deconvlint.probe.torch import probe_module
 
         shapes = [tuple(x.shape) for x in _inputs_tuple(example_inputs) or ()]
         return probe_module(target, graph, shapes)
     if isinstance(target, torch.export.ExportedProgram if torch is not None else ()):
         raise ProbeError("probe=True needs an nn.Module or ONNX, not an ExportedProgram")
-    from deconvlint.probe_onnx import probe_onnx
+    from deconvlint.probe.onnx import probe_onnx
 
     return probe_onnx(target, graph)
 
@@ -238,7 +238,7 @@ def _run(
     )
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(target, torch.nn.Module):
-        from deconvlint.frontends.torch_names import library_root_call, remember_root_call
+        from deconvlint.frontends.torch.names import library_root_call, remember_root_call
 
         # a model built by a library's class: its findings point at the caller's call of it
         remember_root_call(target, library_root_call(target, sys._getframe(stacklevel)))

@@ -1,7 +1,7 @@
 """Glue between front ends, analysis and rules: one model in, one :class:`FileResult` out.
 
->>> from deconvlint.chainspec import parse_chain
->>> from deconvlint.ir import Graph
+>>> from deconvlint.core.chainspec import parse_chain
+>>> from deconvlint.core.ir import Graph
 >>> nodes = parse_chain("ConvTranspose2d(k=3, s=2, p=1, op=1)")
 >>> graph = Graph(name="demo", nodes=nodes, inputs=("v0",), outputs=("v1",))
 >>> [f.rule for f in check_graph(graph)]
@@ -13,18 +13,18 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from deconvlint.config.settings import Settings
+from deconvlint.core.ir import Graph
 from deconvlint.errors import DeconvlintError
-from deconvlint.ir import Graph
 from deconvlint.report import FileResult, Finding
-from deconvlint.settings import Settings
 
 if TYPE_CHECKING:
-    from deconvlint.targets import ModelSpec
+    from deconvlint.frontends.target import ModelSpec
 
 
 def check_graph(graph: Graph, settings: Settings | None = None) -> list[Finding]:
     """Run every enabled rule on ``graph``; findings sorted by node order, then rule id."""
-    from deconvlint.checks import run_rules
+    from deconvlint.rules.registry import run_rules
 
     return run_rules(graph, settings or Settings())
 
@@ -37,13 +37,13 @@ def check_path(
     The error is one line naming the cause (the path is in ``FileResult.path``).  With
     ``raise_errors`` the :class:`DeconvlintError` propagates instead (``--debug`` shows it).
     """
-    from deconvlint.frontends.onnx import load_graph
+    from deconvlint.frontends.onnx.reader import load_graph
 
     shown = os.fspath(path)
     try:
         graph = load_graph(path)
         if settings is not None and settings.probe:
-            from deconvlint.probe_onnx import probe_onnx
+            from deconvlint.probe.onnx import probe_onnx
 
             graph.measurements = probe_onnx(path, graph, settings.probe_input_shapes)
         findings = check_graph(graph, settings)
@@ -65,17 +65,17 @@ def check_target(
     """Check a module target (``"pkg.models:Generator"``) or a model file of any kind.
 
     A ``.py`` file is Python source (:mod:`deconvlint.source`: parsed, never imported).  Any
-    other file is recognised by :func:`deconvlint.targets.file_format` (a ``*.onnx`` name is
+    other file is recognised by :func:`deconvlint.frontends.target.file_format` (a ``*.onnx`` name is
     ONNX; else its content): ONNX goes to the ONNX front end exactly as :func:`check_path` does,
     a ``.pt2`` to the archive reader that runs nothing (``torch.export.load`` with
     ``trust_pickle``), a TorchScript archive, or a pickle, only with ``trust_pickle``.  A
-    :class:`~deconvlint.targets.ModelSpec` carries the ``kwargs`` and the
+    :class:`~deconvlint.frontends.target.ModelSpec` carries the ``kwargs`` and the
     example input shapes; ``FileResult.path`` is the target as given.
 
     >>> print(check_target("no_such_package.models:Generator").error)
     cannot import no_such_package.models: ModuleNotFoundError: No module named 'no_such_package'
     """
-    from deconvlint.targets import ModelSpec, load_target
+    from deconvlint.frontends.target import ModelSpec, load_target
 
     spec = target if isinstance(target, ModelSpec) else ModelSpec(os.fspath(target))
     if spec.target.endswith(".py") and os.path.isfile(spec.target):
@@ -96,19 +96,19 @@ def check_target(
 
 def _probe_target(spec: ModelSpec, graph: Graph, settings: Settings, module: Any) -> dict:
     """``--probe`` on a target: onnxruntime for an ONNX file, torch for a module target."""
-    from deconvlint.probe import ProbeError
-    from deconvlint.targets import FileFormat, file_format
+    from deconvlint.frontends.target import FileFormat, file_format
+    from deconvlint.probe.measure import ProbeError
 
     shapes = settings.probe_input_shapes or spec.input_shapes
     onnx_file = os.path.exists(spec.target) and (
         file_format(spec.target, sniffed=not spec.onnx_only) is FileFormat.ONNX
     )
     if onnx_file:
-        from deconvlint.probe_onnx import probe_onnx
+        from deconvlint.probe.onnx import probe_onnx
 
         return probe_onnx(spec.target, graph, shapes)
     if module is not None:
-        from deconvlint.probe_torch import probe_module
+        from deconvlint.probe.torch import probe_module
 
         return probe_module(module, graph, shapes)
     raise ProbeError(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from deconvlint.errors import LoadError
-from deconvlint.frontends import onnx as onnx_frontend
+from deconvlint.frontends.onnx import reader as onnx_frontend
 
 
 def canonical(value: Any, read_weights: bool = True) -> Any:

@@ -17,10 +17,10 @@ import pytest
 
 import deconvlint
 from deconvlint.api import DeconvLintWarning, warning_message
+from deconvlint.config.settings import Settings
 from deconvlint.errors import ConfigError, LoadError, TraceError
 from deconvlint.formatters.text import format_report
 from deconvlint.report import Report
-from deconvlint.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -305,9 +305,9 @@ def torch():
 
 @pytest.fixture
 def fake_torch_front_end(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
-    """Stands in for deconvlint.frontends.torch: records its calls, returns a chain graph."""
-    from deconvlint.chainspec import parse_chain
-    from deconvlint.ir import Graph
+    """Stands in for deconvlint.frontends.torch.load: records its calls, returns a chain graph."""
+    from deconvlint.core.chainspec import parse_chain
+    from deconvlint.core.ir import Graph
 
     calls: list[dict] = []
 
@@ -323,13 +323,13 @@ def fake_torch_front_end(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
         calls.append({"exported": ep})
         return graph()
 
-    fake = types.ModuleType("deconvlint.frontends.torch")
+    fake = types.ModuleType("deconvlint.frontends.torch.load")
     fake.load_module = load_module
     fake.graph_from_exported = graph_from_exported
-    monkeypatch.setitem(sys.modules, "deconvlint.frontends.torch", fake)
-    import deconvlint.frontends
+    monkeypatch.setitem(sys.modules, "deconvlint.frontends.torch.load", fake)
+    import deconvlint.frontends.torch
 
-    monkeypatch.setattr(deconvlint.frontends, "torch", fake, raising=False)
+    monkeypatch.setattr(deconvlint.frontends.torch, "load", fake, raising=False)
     return calls
 
 

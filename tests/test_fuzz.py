@@ -2,11 +2,11 @@
 
 The full runs are marked ``fuzz`` and left out of the default test run (they take minutes);
 ``.ci/run`` runs them as their own step, ``python -m pytest -m fuzz``: 10,000 structured
-mutations (:mod:`tests.fuzz_mutations`) through the graph-level front end and the rules, and
+mutations (:mod:`tests.support.fuzz_mutations`) through the graph-level front end and the rules, and
 2,000 byte-level truncations and flips through the file reader.  A small sample of each runs
 in the default suite.  ``DECONVLINT_FUZZ_CASES`` overrides the structured count.
 
-Every crash found on the way is a regression test in ``tests/test_hostile_onnx.py`` or the
+Every crash found on the way is a regression test in ``tests/frontends/onnx/test_hostile_onnx.py`` or the
 front end's own tests.
 """
 
@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from deconvlint.engine import check_graph, check_path
 from deconvlint.errors import LoadError
-from deconvlint.frontends.onnx import graph_from_model
-from tests.fuzz_mutations import _BASES, mutated_models
+from deconvlint.frontends.onnx.reader import graph_from_model
+from tests.support.fuzz_mutations import _BASES, mutated_models
 
 STRUCTURED_CASES = int(os.environ.get("DECONVLINT_FUZZ_CASES", "10000"))
 BYTE_CASES = 2000
@@ -137,7 +137,7 @@ def test_atheris_byte_fuzzing(tmp_path: Path) -> None:
     corpus.mkdir()
     for name, raw in _BASES.items():
         (corpus / name).write_bytes(raw)
-    harness = Path(__file__).with_name("fuzz_atheris.py")
+    harness = Path(__file__).parent / "support" / "fuzz_atheris.py"
     proc = subprocess.run(
         [sys.executable, str(harness), f"-runs={ATHERIS_RUNS}", "-max_len=16384", "-timeout=30",
          "-rss_limit_mb=4096", f"-artifact_prefix={tmp_path}/", str(corpus)],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.external_tools import sarif_multitool, validate_sarif
+from tests.support.external_tools import sarif_multitool, validate_sarif
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -280,7 +280,7 @@ def _tagged(scopes: str | None, namespace: str | None = None):
     import onnx
     from onnx import TensorProto, helper
 
-    from tests.onnx_factory import tensor
+    from tests.support.onnx_factory import tensor
 
     node = helper.make_node(
         "ConvTranspose", ["x", "w"], ["y"], name="node_convolution_1",
@@ -320,9 +320,9 @@ def _tagged(scopes: str | None, namespace: str | None = None):
     ],
 )  # fmt: skip
 def test_name_scopes_metadata_names_the_node(scopes, namespace, expected) -> None:
-    from deconvlint.checks import run_rules
-    from deconvlint.frontends.onnx import graph_from_model
-    from deconvlint.settings import Settings
+    from deconvlint.config.settings import Settings
+    from deconvlint.frontends.onnx.reader import graph_from_model
+    from deconvlint.rules.registry import run_rules
 
     graph = graph_from_model(_tagged(scopes, namespace))
     assert [f.node for f in run_rules(graph, Settings(select=("DL001",)))] == [expected]

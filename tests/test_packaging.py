@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ONNX_FRONTEND = REPO / "deconvlint" / "frontends" / "onnx.py"
 RULE_FILES = sorted(p.name for p in (REPO / "rules").glob("DL*.yaml"))
 
 
@@ -45,7 +44,7 @@ def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_wheel_ships_the_catalogue_and_runs_outside_the_repo(tmp_path: Path) -> None:
-    from deconvlint.catalogue import load_catalogue
+    from deconvlint.rules.catalogue import load_catalogue
 
     dist = tmp_path / "dist"
     _ok(
@@ -60,7 +59,7 @@ def test_wheel_ships_the_catalogue_and_runs_outside_the_repo(tmp_path: Path) -> 
         sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("deconvlint/_catalogue/DL"))
         == RULE_FILES
     )
-    assert "deconvlint/cli.py" in names and "deconvlint/catalogue.json" in names
+    assert "deconvlint/cli/main.py" in names and "deconvlint/rules/catalogue.json" in names
     assert not [n for n in names if n.startswith(("tests/", "examples/"))]
 
     env_dir = tmp_path / "venv"
@@ -82,7 +81,7 @@ def test_wheel_ships_the_catalogue_and_runs_outside_the_repo(tmp_path: Path) -> 
             [
                 bin_dir / "python",
                 "-c",
-                "import deconvlint.catalogue as c; print(c.catalogue_dir())",
+                "import deconvlint.rules.catalogue as c; print(c.catalogue_dir())",
             ],
             cwd=outside,
         )
@@ -95,17 +94,16 @@ def test_wheel_ships_the_catalogue_and_runs_outside_the_repo(tmp_path: Path) -> 
         == "deconvlint 0.1.0\n"
     )
 
-    if ONNX_FRONTEND.exists():
-        shutil.copy(REPO / "examples" / "cyclegan_decoder.onnx", outside)
-        shutil.copy(REPO / "examples" / "clean_decoder.onnx", outside)
-        flagged = _run([bin_dir / "deconvlint", "cyclegan_decoder.onnx"], cwd=outside)
-        assert flagged.returncode == 1, flagged.stdout + flagged.stderr
-        assert "DL001" in flagged.stdout
-        _ok(_run([bin_dir / "deconvlint", "clean_decoder.onnx"], cwd=outside))
-        assert sorted(p.name for p in outside.iterdir()) == [
-            "clean_decoder.onnx",
-            "cyclegan_decoder.onnx",
-        ]
+    shutil.copy(REPO / "examples" / "cyclegan_decoder.onnx", outside)
+    shutil.copy(REPO / "examples" / "clean_decoder.onnx", outside)
+    flagged = _run([bin_dir / "deconvlint", "cyclegan_decoder.onnx"], cwd=outside)
+    assert flagged.returncode == 1, flagged.stdout + flagged.stderr
+    assert "DL001" in flagged.stdout
+    _ok(_run([bin_dir / "deconvlint", "clean_decoder.onnx"], cwd=outside))
+    assert sorted(p.name for p in outside.iterdir()) == [
+        "clean_decoder.onnx",
+        "cyclegan_decoder.onnx",
+    ]
 
 
 def _git(*args: str, cwd: Path) -> None:
@@ -149,9 +147,6 @@ def _snapshot_of_the_repo(target: Path) -> Path:
     reason="pre-commit is not installed (pip install pre-commit); .ci/run installs it",
 )
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-@pytest.mark.skipif(
-    not ONNX_FRONTEND.exists(), reason="end-to-end: waits on deconvlint/frontends/onnx.py"
-)
 def test_pre_commit_hook(tmp_path: Path) -> None:
     pre_commit = shutil.which("pre-commit", path=str(Path(sys.executable).parent)) or shutil.which(
         "pre-commit"

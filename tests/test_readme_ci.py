@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deconvlint.cli import build_parser
+from deconvlint.cli.main import build_parser
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 SECTION = README.split("## CI integrations", 1)[1].split("\n## ", 1)[0]

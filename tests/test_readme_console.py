@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_source_cli import CYCLEGAN
+from tests.source.test_source_cli import CYCLEGAN
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")

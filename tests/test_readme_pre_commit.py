@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from deconvlint import __version__
-from tests.test_source_cli import _git, _pre_commit, _snapshot
+from tests.source.test_source_cli import _git, _pre_commit, _snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Acceptance tests on the model zoo (``tests/models/zoo.py``): known architectures, known verdicts.
+"""Acceptance tests on the model zoo (``tests/support/zoo.py``): known architectures, known verdicts.
 
 For every model: the verdict on every upsampling layer and every other finding, by qualified
 module name; the tracer that read it; the same findings from its ONNX export; and every
@@ -19,9 +19,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import deconvlint  # noqa: E402
+from deconvlint.config.settings import Settings  # noqa: E402
 from deconvlint.report import Finding, Report  # noqa: E402
-from deconvlint.settings import Settings  # noqa: E402
-from tests.models.zoo import ZOO, ZooEntry  # noqa: E402
+from tests.support.zoo import ZOO, ZooEntry  # noqa: E402
 
 pytestmark = pytest.mark.torch
 

@@ -194,7 +194,7 @@ def _rule(doc: Any) -> dict[str, Any]:
 def sarif_log(report: Report, catalogue: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The report as a SARIF 2.1.0 log (a dict ready for ``json.dumps``)."""
     if catalogue is None:
-        from deconvlint.catalogue import load_catalogue
+        from deconvlint.rules.catalogue import load_catalogue
 
         catalogue = load_catalogue()
     rule_index = {rule_id: i for i, rule_id in enumerate(catalogue)}

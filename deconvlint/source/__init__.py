@@ -21,10 +21,10 @@ import tokenize
 from dataclasses import dataclass
 
 from deconvlint.atomic import write_atomically
+from deconvlint.config.settings import Settings
 from deconvlint.files import open_regular
 from deconvlint.printable import printable
 from deconvlint.report import FileResult
-from deconvlint.settings import Settings
 
 SOURCE_SUFFIX = ".py"
 

@@ -26,10 +26,10 @@ import tokenize
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from deconvlint import suggestions as rewrites
-from deconvlint.ir import Graph, Kind, Node
+from deconvlint.config.settings import Settings
+from deconvlint.core.ir import Graph, Kind, Node
 from deconvlint.report import Finding, Location, Suggestion, severity_rank
-from deconvlint.settings import Settings
+from deconvlint.rewrites import suggestions as rewrites
 from deconvlint.source.calls import UPSAMPLERS, LayerCall, scan
 from deconvlint.source.layers import class_rank, element_node, layer_node, resize_rank
 
@@ -148,7 +148,7 @@ def _graphs(text: str) -> tuple[list[tuple[Graph, frozenset[str]]], dict[str, La
 def check_text(text: str, settings: Settings | None = None, path: str = "") -> Outcome:
     """Check one file's text (``path``: the file's name, for the findings' locations); raises
     :class:`SyntaxError` (and ValueError for NUL bytes)."""
-    from deconvlint.checks import run_rules
+    from deconvlint.rules.registry import run_rules
 
     # a call's graph output is not the model's: no DL004 (nor its metrics on another finding)
     settings = settings or Settings()

@@ -1,6 +1,6 @@
 """IR nodes from literal layer calls, with the torch front end's own geometry helpers.
 
-A :class:`~deconvlint.source.calls.LayerCall` becomes the :class:`~deconvlint.ir.Node` the torch
+A :class:`~deconvlint.source.calls.LayerCall` becomes the :class:`~deconvlint.core.ir.Node` the torch
 front end would make of the same module, so that the rules, their numbers and their messages are
 the same in source mode.  The node's name is the call's ``line:col``.
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from deconvlint.frontends.torch_resize import interpolate_spec
-from deconvlint.frontends.torch_spec import TensorArg, window_axes
-from deconvlint.ir import Kind, Node, WindowAxis
+from deconvlint.core.ir import Kind, Node, WindowAxis
+from deconvlint.frontends.torch.resize import interpolate_spec
+from deconvlint.frontends.torch.spec import TensorArg, window_axes
 from deconvlint.source.calls import TORCH_NN, LayerCall
 
 _MODE_RANK = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}

@@ -1,1 +1,0 @@
-"""Small, faithful PyTorch versions of published architectures, for the acceptance tests."""
