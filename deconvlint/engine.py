@@ -77,17 +77,17 @@ def check_loaded(
 
 def measure(loaded: Loaded) -> dict:
     """The probe on a loaded model: onnxruntime for ONNX (a file or a ``ModelProto``), torch for
-    a module (a module target, or an object), fed ``loaded.input_shapes``."""
+    a module (a module target, or an object), fed :meth:`Loaded.probe_shapes`."""
     from deconvlint.probe.measure import ProbeError
 
     if loaded.onnx is not None:
         from deconvlint.probe.onnx import probe_onnx
 
-        return probe_onnx(loaded.onnx, loaded.graph, loaded.input_shapes)
+        return probe_onnx(loaded.onnx, loaded.graph, loaded.probe_shapes())
     if loaded.module is not None:
         from deconvlint.probe.torch import probe_module
 
-        return probe_module(loaded.module, loaded.graph, loaded.input_shapes)
+        return probe_module(loaded.module, loaded.graph, loaded.probe_shapes())
     raise ProbeError(
         "--probe runs ONNX files and package.module:attribute targets; export this model to "
         "ONNX to probe it"

@@ -45,7 +45,12 @@ class Loaded:
     path: str  # shown in front of its findings: the target as given, or "<ClassName>"
     module: Any = None  # the torch.nn.Module the graph was traced from (a target or an object)
     onnx: Any = None  # the ONNX file or ModelProto the graph was read from
-    input_shapes: tuple[tuple[int, ...], ...] = ()  # the shapes the model is fed
+    input_shapes: tuple[tuple[int, ...], ...] = ()  # the shapes a target's model is fed
+    example_inputs: tuple[Any, ...] | None = None  # what an object given as a module is fed
+
+    def probe_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The input shapes the probe feeds: the target's, else those of the example inputs."""
+        return self.input_shapes or tuple(tuple(x.shape) for x in self.example_inputs or ())
 
 
 def as_input_tuple(example_inputs: Any) -> tuple[Any, ...] | None:
@@ -89,8 +94,8 @@ def load(
         if isinstance(target, torch.nn.Module):
             inputs = as_input_tuple(example_inputs)
             graph, reader = _torch_front_end().load_module(target, inputs, timeout=timeout)
-            shapes = tuple(tuple(x.shape) for x in inputs or ())
-            return Loaded(graph, reader, f"<{type(target).__name__}>", target, None, shapes)
+            path = f"<{type(target).__name__}>"
+            return Loaded(graph, reader, path, module=target, example_inputs=inputs)
     raise TypeError(
         "deconvlint.check expects a torch.nn.Module, a torch.export.ExportedProgram, an "
         f"onnx.ModelProto or the path of an ONNX file, not {type(target).__name__}"
