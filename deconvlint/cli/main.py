@@ -306,6 +306,14 @@ def resolve_configuration(args: argparse.Namespace) -> tuple[Options, Settings, 
     return resolved.config, resolved.settings, list(resolved.notes)
 
 
+def _runs_torch(spec: ModelSpec) -> bool:
+    """:func:`deconvlint.frontends.load.runs_torch`, imported when a model is checked: a run
+    on Python files alone loads no front end."""
+    from deconvlint.frontends.load import runs_torch
+
+    return runs_torch(spec)
+
+
 def check_one(
     target: str | ModelSpec,
     settings: Settings,
@@ -409,7 +417,6 @@ def _check_all(
     from deconvlint.cli.discovery import collect_targets
     from deconvlint.cli.parallel import Progress, check_in_order, default_jobs, wants_progress
     from deconvlint.engine import RunOptions
-    from deconvlint.frontends.load import runs_torch
 
     shapes = tuple(args.input_shape or ())
     inputs: list[FileResult | ModelSpec] = []
@@ -440,7 +447,7 @@ def _check_all(
         inputs,
         run,
         jobs=args.jobs or default_jobs(),
-        in_process=runs_torch,  # torch targets import user code and torch: run them here
+        in_process=_runs_torch,  # torch targets import user code and torch: run them here
         progress=Progress(len(inputs), enabled=show),
     )
 
