@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from deconvlint.core.ir import Kind, Node, ResizeSpec
+from deconvlint.core.sizes import scale_fraction
 from deconvlint.frontends.onnx.context import OpContext
 from deconvlint.frontends.onnx.fold import Folded
 
@@ -37,20 +38,6 @@ COORDINATE_MODES = (
 )
 NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 POLICIES = ("stretch", "not_larger", "not_smaller")
-#: Largest denominator accepted when a float scale is read as a fraction.
-MAX_DENOMINATOR = 256
-
-
-def scale_fraction(value: float) -> Fraction | None:
-    """The small fraction a float scale stands for (``0.3333333`` -> ``1/3``), else ``None``.
-
-    >>> scale_fraction(1.5), scale_fraction(0.7071)
-    (Fraction(3, 2), None)
-    """
-    fraction = Fraction(value).limit_denominator(MAX_DENOMINATOR)
-    if abs(float(fraction) - value) <= 1e-6 * abs(value):
-        return fraction
-    return None
 
 
 def _dim(dims: tuple[Any, ...] | None, axis: int) -> Any:
@@ -80,7 +67,7 @@ def _from_scales(
         if isinstance(value, str):
             result.scales[axis] = result.outputs[axis] = None
             continue
-        fraction = scale_fraction(float(value))
+        fraction = scale_fraction(float(value), np.float32)  # Resize scales are float32
         if fraction is None:
             ctx.note(f"axis {axis}: scale {value!r} is not a simple fraction")
         result.scales[axis] = fraction
