@@ -24,7 +24,7 @@ import numpy as np
 
 from deconvlint.core import weights as wg
 from deconvlint.core.analysis import CELL_CAP, periodic_compensation
-from deconvlint.core.geometry import MAX_SHOWN, _number
+from deconvlint.core.geometry import MAX_SHOWN, json_number
 from deconvlint.core.ir import Kind, LayerWeights, Node
 from deconvlint.report import Finding, Suggestion
 from deconvlint.rules.registry import Context, _fmt, rule
@@ -99,7 +99,7 @@ def _nested(array: np.ndarray) -> list:
     """The response as nested lists, at most :data:`MAX_SHOWN` entries per axis (a finding's
     output stays small whatever the period; ``period`` gives the full size)."""
     shown = np.asarray(array)[tuple(slice(0, MAX_SHOWN) for _ in range(np.ndim(array)))]
-    return np.vectorize(_number, otypes=[object])(np.round(shown, 6)).tolist()
+    return np.vectorize(json_number, otypes=[object])(np.round(shown, 6)).tolist()
 
 
 def _compensation(ctx: Context, layer: WeightedLayer) -> tuple[str | None, str, list[str]]:
@@ -130,8 +130,8 @@ def weight_phase_imbalance(ctx: Context) -> Iterator[Finding]:
         severity, tail, by = _compensation(ctx, layer)
         response = summary["response"]
         metrics = {
-            "checkerboard_index": _number(round(summary["max_index"], 6)),
-            "mean_index": _number(round(summary["mean_index"], 6)),
+            "checkerboard_index": json_number(round(summary["max_index"], 6)),
+            "mean_index": json_number(round(summary["mean_index"], 6)),
             "worst_channel": summary["worst_channel"],
             "channels": int(layer.response.shape[0]),
             "response": _nested(response),
@@ -179,9 +179,9 @@ def subpixel_without_icnr(ctx: Context) -> Iterator[Finding]:
         ]
         cells = int(np.prod(shuffle.block))
         metrics = {
-            "kernel_spread": _number(round(kernel_spread, 6)),
-            "bias_spread": _number(round(bias_spread, 6)),
-            "checkerboard_index": _number(round(summary["max_index"], 6)),
+            "kernel_spread": json_number(round(kernel_spread, 6)),
+            "bias_spread": json_number(round(bias_spread, 6)),
+            "checkerboard_index": json_number(round(summary["max_index"], 6)),
             "response": _nested(summary["response"]),
             "period": list(layer.periods),
             "shuffle": shuffle.name,
