@@ -512,22 +512,15 @@ def _file_graph(spec: ModelSpec, trust_pickle: bool, timeout: float | None) -> G
     return module_graph(_unpickled_module(path, torch), spec, timeout)
 
 
-def load_target_graph(
+def load_target(
     spec: ModelSpec, *, trust_pickle: bool = False, timeout: float | None = None
-) -> Graph:
-    """The :class:`Graph` of a module target or a model file (ONNX or torch); errors are
+) -> tuple[Graph, Any]:
+    """The :class:`Graph` of a module target or a model file (ONNX or torch), and the built
+    ``torch.nn.Module`` for a module target (else ``None``), which the probe runs.  Errors are
     :class:`DeconvlintError` with a one-line cause that does not repeat the target.
 
     An existing path wins over a module target of the same spelling.
     """
-    return load_target(spec, trust_pickle=trust_pickle, timeout=timeout)[0]
-
-
-def load_target(
-    spec: ModelSpec, *, trust_pickle: bool = False, timeout: float | None = None
-) -> tuple[Graph, Any]:
-    """:func:`load_target_graph`, and the built ``torch.nn.Module`` for a module target (else
-    ``None``), which the probe runs."""
     if os.path.exists(spec.target) or not is_module_target(spec.target):
         if spec.weights:
             raise LoadError("--weights applies to package.module:attribute targets only")
