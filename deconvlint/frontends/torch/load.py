@@ -1,7 +1,7 @@
 """The torch front end: an ``nn.Module`` (or an ``ExportedProgram``) in, a :class:`Graph` out.
 
 With example inputs, the model's forward runs once and is recorded (reader ``hooks``: forward
-hooks on every module and a ``TorchFunctionMode``, see :mod:`.torch_hooks`); it sees what the
+hooks on every module and a ``TorchFunctionMode``, see :mod:`.hooks`); it sees what the
 model runs, branches, list inputs and ``autograd.Function`` included, for about the cost of that
 forward.  Its graph is used when it holds every upsampling module the forward called (the
 completeness check); otherwise these are tried in turn and the first complete one is used:
@@ -13,7 +13,7 @@ completeness check); otherwise these are tried in turn and the first complete on
 
 When none is complete, the graph that misses the fewest layers is used and
 ``Graph.report_notes`` names the layers it could not place.  Every reader leaves the model as
-it found it (:mod:`.torch_state`).
+it found it (:mod:`.state`).
 
 Every forward pass the front end runs happens in eval mode (the modules' ``training`` flags
 are restored afterwards, so batch-norm statistics never change) and without autograd.  With
