@@ -11,6 +11,21 @@ test_onnx_resize.py::test_ort_defaults``), input length 7, scales 1.5, 2.5, 7/3,
 * ``keep_aspect_ratio_policy`` (18+): one common scale ``min``/``max`` of ``sizes/in`` over the
   resized axes, ``out = round_half_up(scale*in)``, and ORT maps coordinates with that common
   scale, not with ``out/in``.
+
+A float32 scale is read as the small fraction it stands for
+(:func:`deconvlint.core.sizes.scale_fraction`), ``0.33333334`` as ``1/3``:
+
+>>> from onnx import helper, TensorProto
+>>> from deconvlint.frontends.onnx.reader import graph_from_model
+>>> s = helper.make_tensor("s", TensorProto.FLOAT, [4], [1, 1, 1 / 3, 2.5])
+>>> node = helper.make_node("Resize", ["x", "", "s"], ["y"], mode="nearest")
+>>> graph = helper.make_graph(
+...     [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 9, 8])],
+...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[s])
+>>> model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+>>> resize = graph_from_model(model).nodes[0].resize
+>>> resize.scales, resize.output_lengths
+((Fraction(1, 3), Fraction(5, 2)), (3, 20))
 """
 
 from __future__ import annotations
