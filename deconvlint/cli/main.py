@@ -725,6 +725,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):  # never die on a character the terminal lacks
             stream.reconfigure(errors="replace")
     args = build_parser().parse_args(argv)
+    if sys.stdout is None:  # `deconvlint ... >&-`: the findings have nowhere to go
+        if not args.output:
+            return _fail(f"{PROG}: error: standard output is closed; write the report with -o FILE")
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (until exit)
     try:
         return run(args)
     except KeyboardInterrupt:

@@ -420,11 +420,11 @@ class ShownPattern(list):
     length: int = 0
 
 
-def json_number(x: float) -> Any:
+def plain_number(x: float) -> Any:
     """A metric as findings carry it: a whole number as an int (so JSON writes ``2``, not
     ``2.0``), any other float rounded to 6 decimals, ``None`` for a NaN or an infinity.
 
-    >>> json_number(2.0), json_number(1 / 3), json_number(float("inf"))
+    >>> plain_number(2.0), plain_number(1 / 3), plain_number(float("inf"))
     (2, 0.333333, None)
     """
     if not math.isfinite(x):
@@ -444,11 +444,11 @@ def _scaled(x: float, exp: int) -> float | None:
 
 def _coverage(x: float, exp: int) -> Any:
     value = _scaled(x, exp)
-    return None if value is None else json_number(value)
+    return None if value is None else plain_number(value)
 
 
 def _shown(c: np.ndarray) -> list:
-    values = [json_number(x) for x in c[:MAX_SHOWN]]
+    values = [plain_number(x) for x in c[:MAX_SHOWN]]
     if len(c) <= MAX_SHOWN:
         return values
     row = ShownPattern(values)
@@ -518,8 +518,8 @@ def pattern_metrics(patterns: Sequence[np.ndarray], exp: int = 0) -> dict[str, A
         metrics["pattern_summary"] = [
             {
                 "length": len(c),
-                "min": json_number(float(c.min())),
-                "max": json_number(float(c.max())),
+                "min": plain_number(float(c.min())),
+                "max": plain_number(float(c.max())),
             }
             for c in patterns
         ]
