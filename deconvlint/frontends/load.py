@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from deconvlint.errors import LoadError
+from deconvlint.errors import LoadError, one_line
 from deconvlint.frontends.sniff import FileFormat, file_format
 from deconvlint.frontends.target import ModelSpec, is_module_target
 
@@ -124,8 +124,7 @@ def _torch_front_end() -> Any:
     try:
         from deconvlint.frontends.torch import load as front_end
     except ImportError as exc:
-        cause = " ".join(str(exc).split())
-        raise LoadError(f"the torch front end is not available: {cause}") from exc
+        raise LoadError(f"the torch front end is not available: {one_line(exc)}") from exc
     return front_end
 
 
@@ -182,7 +181,7 @@ def _torch_file_graph(
         try:
             scripted = torch.jit.load(path, map_location="cpu")
         except Exception as exc:
-            cause = " ".join(str(exc).split()) or "no message"
+            cause = one_line(exc, empty="no message")
             raise LoadError(
                 f"cannot load the TorchScript archive: {type(exc).__name__}: {cause}"
             ) from exc

@@ -45,7 +45,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from deconvlint.errors import LoadError, TraceError
+from deconvlint.errors import LoadError, TraceError, one_line
 from deconvlint.frontends.sniff import pickle_globals
 
 if TYPE_CHECKING:
@@ -54,10 +54,6 @@ if TYPE_CHECKING:
 _IDENTIFIERS = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 MODULE_TARGET = re.compile(rf"{_IDENTIFIERS}:{_IDENTIFIERS}")
 SHAPE_HINT = "pass --input-shape N,C,H,W (once per input), or input-shape in the configuration"
-
-
-def _one_line(message: object) -> str:
-    return " ".join(str(message).split()) or "no message"
 
 
 def is_module_target(text: str) -> bool:
@@ -152,7 +148,7 @@ def import_target(target: str, import_dir: str | None = None) -> Any:
         raise
     except (Exception, SystemExit) as exc:
         raise LoadError(
-            f"cannot import {module_name}: {type(exc).__name__}: {_one_line(exc)}"
+            f"cannot import {module_name}: {type(exc).__name__}: {one_line(exc, empty='no message')}"
         ) from exc
     for name in attribute.split("."):
         try:
@@ -183,7 +179,9 @@ def build_module(found: Any, spec: ModelSpec) -> Any:
         try:
             made = found(**dict(spec.kwargs))
         except (Exception, SystemExit) as exc:
-            raise LoadError(f"{call} raised {type(exc).__name__}: {_one_line(exc)}") from exc
+            raise LoadError(
+                f"{call} raised {type(exc).__name__}: {one_line(exc, empty='no message')}"
+            ) from exc
     if not isinstance(made, torch.nn.Module):
         raise LoadError(f"{call} returned {type(made).__name__}, not a torch.nn.Module")
     return made.eval()
@@ -228,7 +226,7 @@ def scripted_graph(scripted: Any, shapes: tuple[tuple[int, ...], ...], name: str
     except Exception as exc:
         raise TraceError(
             f"torch's TorchScript exporter could not translate it: {type(exc).__name__}: "
-            f"{_one_line(exc)}"
+            f"{one_line(exc, empty='no message')}"
         ) from exc
     import onnx
 
@@ -246,13 +244,15 @@ def module_graph(module: Any, spec: ModelSpec, timeout: float | None = None) -> 
     try:
         from deconvlint.frontends.torch.load import load_module
     except ImportError as exc:
-        raise LoadError(f"the torch front end is not available: {_one_line(exc)}") from exc
+        raise LoadError(
+            f"the torch front end is not available: {one_line(exc, empty='no message')}"
+        ) from exc
     inputs = example_inputs(spec.input_shapes) if spec.input_shapes else None
     try:
         return load_module(module, inputs, timeout=timeout)
     except TraceError as exc:
         if inputs is None and "input-shape" not in str(exc):
-            raise TraceError(f"{_one_line(exc)}; {SHAPE_HINT}") from exc
+            raise TraceError(f"{one_line(exc, empty='no message')}; {SHAPE_HINT}") from exc
         raise
 
 
@@ -270,7 +270,9 @@ def unpickled_module(path: str, torch: Any) -> Any:
                 file.seek(0)
                 loaded = pickle.load(file)
     except Exception as exc:
-        raise LoadError(f"cannot unpickle it: {type(exc).__name__}: {_one_line(exc)}") from exc
+        raise LoadError(
+            f"cannot unpickle it: {type(exc).__name__}: {one_line(exc, empty='no message')}"
+        ) from exc
     if not isinstance(loaded, torch.nn.Module):
         raise LoadError(f"the pickle holds {type(loaded).__name__}, not a torch.nn.Module")
     return loaded.eval()
@@ -292,7 +294,7 @@ def exported_program(path: str, trust_pickle: bool, torch: Any) -> Any:
         raise LoadError(f"a torch.export archive that {exc}, not loaded; {TRUST_HINT}") from None
     except Exception as exc:
         raise LoadError(
-            f"cannot load the exported program: {type(exc).__name__}: {_one_line(exc)}"
+            f"cannot load the exported program: {type(exc).__name__}: {one_line(exc, empty='no message')}"
         ) from exc
 
 
@@ -351,7 +353,7 @@ def load_weights(module: Any, path: str) -> None:
         raise
     except Exception as exc:
         raise LoadError(
-            f"--weights: cannot read {path} as weights: {type(exc).__name__}: {_one_line(exc)}"
+            f"--weights: cannot read {path} as weights: {type(exc).__name__}: {one_line(exc, empty='no message')}"
         ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
@@ -362,5 +364,5 @@ def load_weights(module: Any, path: str) -> None:
         module.load_state_dict(state)
     except Exception as exc:
         raise LoadError(
-            f"--weights: {path} does not fit the model: {_one_line(exc)[:300]}"
+            f"--weights: {path} does not fit the model: {one_line(exc, empty='no message')[:300]}"
         ) from None
