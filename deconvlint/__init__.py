@@ -27,7 +27,7 @@ _forget_the_working_folder()
 
 import importlib  # noqa: E402
 
-__version__ = "0.1.0"
+from deconvlint.version import __version__  # noqa: E402
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing in every run's start-up
 if TYPE_CHECKING:
