@@ -22,9 +22,7 @@ from deconvlint.frontends.target import (
     shapes_from_config,
     sniff,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-
+from tests.support.cli import REPO
 
 # --- names and shapes ----------------------------------------------------------------------------
 
