@@ -53,8 +53,6 @@ _KNOWN_KEYS = (
     *_EXCLUDE_KEYS,
     "respect-gitignore",
 )
-#: ``weights = true`` turns on the rules that are off by default because they read weights.
-WEIGHT_RULES = ("DL007",)
 _MODEL_KEYS = ("target", "kwargs", "input-shape")
 
 # Option types of the catalogue -> the Python types a config value may have (bool is not a number).
@@ -323,7 +321,9 @@ def _check(data: Any, source: _Source, catalogue: Mapping[str, RuleDoc]) -> Opti
             )
             raise source.fail((key,), hint)
     if weights:
-        lists["extend-select"] = (*lists.get("extend-select", ()), *WEIGHT_RULES)
+        # the rules that are off by default because they read weights
+        weight_rules = [d.id for d in catalogue.values() if "weights" in d.needs and not d.default]
+        lists["extend-select"] = (*lists.get("extend-select", ()), *weight_rules)
     return Options(
         select=lists.get("select"),
         extend_select=lists.get("extend-select"),

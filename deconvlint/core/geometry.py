@@ -420,7 +420,7 @@ class ShownPattern(list):
     length: int = 0
 
 
-def _number(x: float) -> Any:
+def plain_number(x: float) -> Any:
     """Ints stay ints in JSON; floats keep 6 decimals; a number not representable is None."""
     if not math.isfinite(x):
         return None
@@ -439,11 +439,11 @@ def _scaled(x: float, exp: int) -> float | None:
 
 def _coverage(x: float, exp: int) -> Any:
     value = _scaled(x, exp)
-    return None if value is None else _number(value)
+    return None if value is None else plain_number(value)
 
 
 def _shown(c: np.ndarray) -> list:
-    values = [_number(x) for x in c[:MAX_SHOWN]]
+    values = [plain_number(x) for x in c[:MAX_SHOWN]]
     if len(c) <= MAX_SHOWN:
         return values
     row = ShownPattern(values)
@@ -511,7 +511,11 @@ def pattern_metrics(patterns: Sequence[np.ndarray], exp: int = 0) -> dict[str, A
     }
     if any(len(c) > MAX_SHOWN for c in patterns):
         metrics["pattern_summary"] = [
-            {"length": len(c), "min": _number(float(c.min())), "max": _number(float(c.max()))}
+            {
+                "length": len(c),
+                "min": plain_number(float(c.min())),
+                "max": plain_number(float(c.max())),
+            }
             for c in patterns
         ]
     if exp:

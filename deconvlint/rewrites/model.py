@@ -37,12 +37,18 @@ from deconvlint.engine import check_graph
 from deconvlint.errors import FixError
 from deconvlint.report import FileResult, Finding, Report, severity_rank
 from deconvlint.rewrites import replacements
+from deconvlint.rules.catalogue import load_catalogue, rules_where
 
 __all__ = ["STRATEGIES", "Change", "FixResult", "fix"]
 
 STRATEGIES = replacements.STRATEGIES
 #: The rules whose findings name layers to replace, and that the result must no longer report.
-FIXED_RULES = ("DL001", "DL002", "DL003", "DL004")
+
+
+def fixed_rules() -> tuple[str, ...]:
+    """The rules :func:`fix` answers by replacing layers: those that judge coverage (DL001-DL004;
+    the catalogue's ``pattern: coverage``)."""
+    return rules_where(pattern="coverage")
 
 
 @dataclass
@@ -167,8 +173,9 @@ def module_name(node: str) -> str:
 
 
 def _named(finding: Finding) -> list[str]:
-    """The layers a finding blames: its node for DL001/DL002, its chain for DL003/DL004."""
-    if finding.rule in ("DL003", "DL004"):
+    """The layers a finding blames: its node for a layer rule (DL001/DL002), its chain for a
+    stack or output rule (DL003/DL004)."""
+    if load_catalogue()[finding.rule].scope != "layer":
         return list(finding.metrics.get("nodes", []))
     return [finding.node]
 
@@ -179,8 +186,9 @@ def _targets(
     """Module name -> (a node read from it, the rules that named it), in graph order."""
     threshold = severity_rank(fail_on)
     rules: dict[str, set[str]] = {}
+    fixed = fixed_rules()
     for f in findings:
-        if f.rule in FIXED_RULES and severity_rank(f.severity) >= threshold:
+        if f.rule in fixed and severity_rank(f.severity) >= threshold:
             for node in _named(f):
                 rules.setdefault(node, set()).add(f.rule)
     out: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -387,10 +395,11 @@ def _verify(
             module_name(n) == r or n.startswith(r + ".") for n in _named(f) for r in replaced
         )
 
+    fixed = fixed_rules()
     wrong = [
         f
         for f in findings
-        if f.rule in FIXED_RULES and severity_rank(f.severity) >= threshold and blames_replaced(f)
+        if f.rule in fixed and severity_rank(f.severity) >= threshold and blames_replaced(f)
     ]
     report = Report([FileResult(f"<{type(model).__name__}>", findings)], frontend=frontend)
     if wrong:

@@ -66,6 +66,12 @@ class RuleDoc:
     extra: dict[str, Any] = field(default_factory=dict)
     # the switch that runs the rule besides its exact id: "--probe", "weights = true"
     enabled_by: str | None = None
+    # What the rest of deconvlint asks of a rule, so that nothing else is keyed by its id:
+    scope: str = "layer"  # what a finding blames: "layer", "stack" (metrics["nodes"]), "output"
+    pattern: str = "coverage"  # what it measures: see PATTERNS
+    source: str = "none"  # Python source mode: "single" (a call alone), "chain", "none"
+    needs: tuple[str, ...] = ()  # "weights" (reads trained weights), "probe" (--probe runs)
+    fix: str = "none"  # what --fix may do: "safe", "unsafe" (kernel shapes change), "none"
 
     @property
     def runs(self) -> str:
@@ -118,6 +124,21 @@ def catalogue_dir() -> Path:
     return package.parent / "rules"
 
 
+#: The values each metadata key of a rule's YAML may take.
+SCOPES = ("layer", "stack", "output")
+PATTERNS = ("coverage", "footprint", "gradient", "weights", "measured")
+SOURCE_MODES = ("single", "chain", "none")
+NEEDS = ("weights", "probe")
+FIXES = ("safe", "unsafe", "none")
+
+
+def _one_of(raw: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = raw[key]
+    if value not in allowed:
+        raise ValueError(f"{raw['id']}: {key} is {value!r}, not one of {', '.join(allowed)}")
+    return value
+
+
 def _example(entry: Any) -> Example:
     if isinstance(entry, str):
         return Example(entry)
@@ -166,6 +187,30 @@ def _rule_doc(raw: dict[str, Any]) -> RuleDoc:
         flag=tuple(_example(e) for e in raw.get("flag", []) or []),
         clean=tuple(_example(e) for e in raw.get("clean", []) or []),
         enabled_by=raw.get("enabled_by"),
+        scope=_one_of(raw, "scope", SCOPES),
+        pattern=_one_of(raw, "pattern", PATTERNS),
+        source=_one_of(raw, "source", SOURCE_MODES),
+        needs=tuple(_one_of({"id": raw["id"], "needs": n}, "needs", NEEDS) for n in raw["needs"]),
+        fix=_one_of(raw, "fix", FIXES),
+    )
+
+
+def rules_where(**wanted: Any) -> tuple[str, ...]:
+    """The ids of the rules whose metadata has every ``wanted`` value (a tuple: any of them).
+
+    >>> rules_where(source="single")
+    ('DL001', 'DL002', 'DL005')
+    >>> rules_where(scope=("layer", "stack"), pattern="coverage")
+    ('DL001', 'DL002', 'DL003')
+    """
+
+    def matches(doc: RuleDoc, key: str, value: Any) -> bool:
+        return getattr(doc, key) in (value if isinstance(value, tuple) else (value,))
+
+    return tuple(
+        doc.id
+        for doc in load_catalogue().values()
+        if all(matches(doc, key, value) for key, value in wanted.items())
     )
 
 

@@ -30,11 +30,21 @@ from deconvlint.config.settings import Settings
 from deconvlint.core.ir import Graph, Kind, Node
 from deconvlint.report import Finding, Location, Suggestion, severity_rank
 from deconvlint.rewrites import suggestions as rewrites
+from deconvlint.rules.catalogue import load_catalogue, rules_where
 from deconvlint.source.calls import UPSAMPLERS, LayerCall, scan
 from deconvlint.source.layers import class_rank, element_node, layer_node, resize_rank
 
-SINGLE_RULES = frozenset({"DL001", "DL002", "DL005"})
-CHAIN_RULES = SINGLE_RULES | {"DL003"}
+
+def single_rules() -> frozenset[str]:
+    """The rules a layer call gets on its own (catalogue metadata ``source: single``)."""
+    return frozenset(rules_where(source="single"))
+
+
+def chain_rules() -> frozenset[str]:
+    """The rules a chain of calls gets: the single-layer ones and ``source: chain``."""
+    return frozenset(rules_where(source=("single", "chain")))
+
+
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*))?", re.I)
 _IGNORE = re.compile(r"#\s*deconvlint:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.I)
 _LINEAR = {1: "linear", 2: "bilinear", 3: "trilinear"}
@@ -127,7 +137,7 @@ def _graphs(text: str) -> tuple[list[tuple[Graph, frozenset[str]]], dict[str, La
             layers[node.name] = Layer(call, node, known is not None)
             in_chain.add(node.name)
         graph = Graph("sequential", nodes, (nodes[0].inputs[0],), (nodes[-1].outputs[0],))
-        graphs.append((graph, CHAIN_RULES))
+        graphs.append((graph, chain_rules()))
     checked = skipped = 0
     for call in found.calls:
         if call.cls not in UPSAMPLERS:
@@ -141,7 +151,7 @@ def _graphs(text: str) -> tuple[list[tuple[Graph, frozenset[str]]], dict[str, La
             continue
         known = class_rank(call.cls) or resize_rank(call)
         layers[node.name] = Layer(call, node, known is not None)
-        graphs.append((Graph("call", [node], ("v0",), ("v1",)), SINGLE_RULES))
+        graphs.append((Graph("call", [node], ("v0",), ("v1",)), single_rules()))
     return graphs, layers, checked, skipped
 
 
@@ -150,9 +160,10 @@ def check_text(text: str, settings: Settings | None = None, path: str = "") -> O
     :class:`SyntaxError` (and ValueError for NUL bytes)."""
     from deconvlint.rules.registry import run_rules
 
-    # a call's graph output is not the model's: no DL004 (nor its metrics on another finding)
+    # a call's graph output is not the model's: no rule about outputs (DL004), nor its metrics
+    # on another finding
     settings = settings or Settings()
-    settings = replace(settings, ignore=(*settings.ignore, "DL004"))
+    settings = replace(settings, ignore=(*settings.ignore, *rules_where(scope="output")))
     graphs, layers, checked, skipped = _graphs(text)
     outcome = Outcome(checked=checked, skipped=skipped)
     noqa = suppressions(text)
@@ -194,25 +205,28 @@ def _plan(outcome: Outcome, layers: dict[str, Layer], settings: Settings, text: 
 
     editor = SourceEditor(text, scan(ast.parse(text), text).imports)
     threshold = severity_rank(settings.fail_on)
+    catalogue = load_catalogue()
     for finding in outcome.findings:
         layer = layers[finding.node]
         fixable = severity_rank(finding.severity) >= threshold
-        if finding.rule in ("DL001", "DL002"):
+        doc = catalogue[finding.rule]  # its metadata says what to rewrite, and how safely
+        edits = outcome.safe_edits if doc.fix == "safe" else outcome.unsafe_edits
+        if doc.pattern == "coverage" and doc.scope == "layer":  # the layer's kernel
             changes = _kernel_changes(layer)
             code = [editor.call_code(_pos(layer), changes), _resize_conv_code(layer)]
             _recode(finding, code)
             if fixable:
-                _add(outcome, outcome.unsafe_edits, layer, changes, finding)
-        elif finding.rule == "DL003":
+                _add(outcome, edits, layer, changes, finding)
+        elif doc.pattern == "coverage" and doc.scope == "stack":  # each layer's kernel
             stack = [layers[n] for n in finding.metrics["nodes"] if n in layers]
             lines = []
             for member in stack:
                 changes = _kernel_changes(member)
                 lines += [f"# line {member.call.line}", editor.call_code(_pos(member), changes)]
                 if fixable:
-                    _add(outcome, outcome.unsafe_edits, member, changes, finding)
+                    _add(outcome, edits, member, changes, finding)
             _recode(finding, ["\n".join(str(line) for line in lines)])
-        elif finding.rule == "DL005":
+        elif doc.pattern == "footprint":  # the resize's mode
             codes = []
             for suggestion in finding.suggestions:
                 mode = suggestion.params["mode"]
@@ -220,7 +234,7 @@ def _plan(outcome: Outcome, layers: dict[str, Layer], settings: Settings, text: 
                 if layer.call.cls in ("Upsample", "interpolate", "upsample"):
                     codes.append(editor.call_code(_pos(layer), changes))
                     if fixable and layer.rank_known and mode != "area":
-                        _add(outcome, outcome.safe_edits, layer, changes, finding)
+                        _add(outcome, edits, layer, changes, finding)
                 else:  # UpsamplingNearest2d has no mode: name the class that has one
                     scale = layer.call.sources.get("scale_factor")
                     extra = ", align_corners=False" if mode != "area" else ""

@@ -103,3 +103,34 @@ def test_progress_bar_on_a_terminal_that_reports_zero_columns(
     stream = Terminal()
     Progress(3, stream=stream).advance("m.onnx" * 20)
     assert len(stream.getvalue().removeprefix("\r\033[K")) == 39
+
+
+def test_a_closed_standard_output_is_one_error_line_unless_the_report_goes_to_a_file(
+    tmp_path: Path,
+) -> None:
+    """``deconvlint ... >&-`` (no stdout at all, so ``sys.stdout`` is None) was an internal
+    error about ``isatty``; the findings have nowhere to go, so it says so, exit 2."""
+
+    def closed(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "deconvlint", *args],
+            capture_output=False,
+            stdin=subprocess.DEVNULL,
+            stdout=None,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "NO_COLOR": ""},
+            preexec_fn=lambda: os.close(1),
+            timeout=120,
+        )
+
+    proc = closed("examples/cyclegan_decoder.onnx")
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "deconvlint: error: standard output is closed; write the report with -o FILE\n",
+    )
+    report = tmp_path / "report.json"
+    proc = closed("--format", "json", "-o", str(report), "examples/cyclegan_decoder.onnx")
+    assert (proc.returncode, proc.stderr) == (1, "")
+    assert '"DL001"' in report.read_text(encoding="utf-8")

@@ -331,8 +331,9 @@ def _work(graph: Graph, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """What the coverage pass and DL003's ranking do on ``graph``: stacks met, the distinct
     patterns they carry, and per-axis CVs computed (the pass keeps the worst of the stacks
     paths share by CV; DL003 keeps the worst of those ending on one layer)."""
-    from deconvlint.rules import registry as checks
+    from deconvlint.rules.base import Context
     from deconvlint.rules.catalogue import load_catalogue
+    from deconvlint.rules.dl003_stacked_uneven_overlap import maximal_stacks
 
     counts = {"stacks": 0, "cvs": 0}
     patterns: set[bytes] = set()
@@ -351,7 +352,7 @@ def _work(graph: Graph, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     monkeypatch.setattr(geometry, "coefficient_of_variation", counting_cv)
     if hasattr(geometry, "_cv_of"):
         geometry._cv_of.cache_clear()  # count every CV this graph needs, none from before
-    checks._maximal_stacks(checks.Context(graph, Settings(), load_catalogue()["DL003"], {}))
+    maximal_stacks(Context(graph, Settings(), load_catalogue()["DL003"]))
     monkeypatch.undo()
     return counts | {"patterns": len(patterns)}
 
