@@ -33,7 +33,6 @@ KNOWN_CYCLES = {
         "deconvlint.frontends.torch.hooks",
         "deconvlint.frontends.torch.load",
     ),
-    ("deconvlint.rules.registry", "deconvlint.rules.weight_rules"),
 }
 
 KNOWN_PRIVATE = {
@@ -44,9 +43,7 @@ KNOWN_PRIVATE = {
     ("deconvlint.rewrites.model", "deconvlint.api._read"),
     ("deconvlint.rewrites.replacements", "deconvlint.rewrites.suggestions._torch_class"),
     ("deconvlint.rewrites.replacements", "deconvlint.rewrites.suggestions._value"),
-    ("deconvlint.rules.weight_rules", "deconvlint.core.geometry._number"),
     ("deconvlint.source.check", "deconvlint.rewrites.suggestions._value"),
-    ("deconvlint.rules.weight_rules", "deconvlint.rules.registry._fmt"),
 }
 
 
