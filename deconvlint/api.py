@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deconvlint.config.settings import Settings
-from deconvlint.errors import ConfigError, LoadError
+from deconvlint.errors import ConfigError, LoadError, one_line
 from deconvlint.report import SEVERITIES, FileResult, Finding, Report, severity_rank
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def _torch_front_end() -> Any:
     try:
         from deconvlint.frontends.torch import load as front_end
     except ImportError as exc:
-        cause = " ".join(str(exc).split())
+        cause = one_line(exc)
         raise LoadError(f"the torch front end is not available: {cause}") from exc
     return front_end
 

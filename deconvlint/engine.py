@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from deconvlint.config.settings import Settings
 from deconvlint.core.ir import Graph
-from deconvlint.errors import DeconvlintError
+from deconvlint.errors import DeconvlintError, one_line
 from deconvlint.report import FileResult, Finding
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def check_path(
     except DeconvlintError as exc:
         if raise_errors:
             raise
-        return FileResult(path=shown, error=" ".join(str(exc).split()))
+        return FileResult(path=shown, error=one_line(exc))
     return FileResult(path=shown, findings=findings)
 
 
@@ -97,7 +97,7 @@ def check_target(
     except DeconvlintError as exc:
         if raise_errors:
             raise
-        return FileResult(path=spec.target, error=" ".join(str(exc).split()))
+        return FileResult(path=spec.target, error=one_line(exc))
     return FileResult(path=spec.target, findings=findings, notes=list(graph.report_notes))
 
 

@@ -21,3 +21,19 @@ class ConfigError(DeconvlintError):
 
 class FixError(DeconvlintError):
     """``deconvlint.fix`` could not verify its result, or the model fails on its example inputs."""
+
+
+def one_line(text: object, *, empty: str = "") -> str:
+    """``text`` (a message or an exception) on one line: each run of whitespace, newlines and
+    tabs included, becomes one space and the ends are trimmed; ``empty`` stands in when nothing
+    is left (an exception raised without a message).
+
+    Messages are put on one line where they are built; the names in them are escaped once,
+    where they are shown (:func:`deconvlint.printable.printable`).
+
+    >>> one_line("cannot read\\n  the file:\\tgone ")
+    'cannot read the file: gone'
+    >>> one_line(KeyError(), empty="no message")
+    'no message'
+    """
+    return " ".join(str(text).split()) or empty

@@ -57,13 +57,4 @@ def without_surrogates(text: str) -> str:
     return text
 
 
-def one_line(text: object) -> str:
-    """An error's text on one line (runs of whitespace become one space), made printable.
-
-    >>> one_line("cannot read\\n  'x\\x1b'")
-    "cannot read 'x\\\\x1b'"
-    """
-    return printable(" ".join(str(text).split()))
-
-
-__all__ = ["escape_character", "one_line", "printable", "without_surrogates"]
+__all__ = ["escape_character", "printable", "without_surrogates"]

@@ -26,24 +26,11 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "deconvlint"
 
-KNOWN_CYCLES = {
-    (
-        "deconvlint.frontends.torch.export",
-        "deconvlint.frontends.torch.fx",
-        "deconvlint.frontends.torch.hooks",
-        "deconvlint.frontends.torch.load",
-    ),
-}
+KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
 KNOWN_PRIVATE = {
-    ("deconvlint.frontends.torch.export", "deconvlint.frontends.torch.fx._unwrap"),
-    ("deconvlint.frontends.torch.export", "deconvlint.frontends.torch.fx._wrap"),
-    ("deconvlint.frontends.torch.fx", "deconvlint.frontends.torch.load._one_line"),
     ("deconvlint.rewrites.model", "deconvlint.api._inputs_tuple"),
     ("deconvlint.rewrites.model", "deconvlint.api._read"),
-    ("deconvlint.rewrites.replacements", "deconvlint.rewrites.suggestions._torch_class"),
-    ("deconvlint.rewrites.replacements", "deconvlint.rewrites.suggestions._value"),
-    ("deconvlint.source.check", "deconvlint.rewrites.suggestions._value"),
 }
 
 

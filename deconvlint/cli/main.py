@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, NoReturn
 
 from deconvlint.atomic import write_atomically
 from deconvlint.config.settings import Settings
-from deconvlint.errors import ConfigError, DeconvlintError
+from deconvlint.errors import ConfigError, DeconvlintError, one_line
 from deconvlint.formatters import FORMATS, Style, format_error_lines, get_formatter
-from deconvlint.printable import one_line, printable
+from deconvlint.printable import printable
 from deconvlint.report import SEVERITIES, FileResult, Report
 from deconvlint.version import __version__
 
@@ -280,7 +280,7 @@ def _print_traceback() -> None:
 
 
 def _fail(message: str) -> int:
-    print(one_line(message), file=sys.stderr)
+    print(printable(one_line(message)), file=sys.stderr)
     return 2
 
 
@@ -370,11 +370,11 @@ def check_one(
             )
     except DeconvlintError as exc:  # only with --debug: show where the input was refused
         _print_traceback()
-        return FileResult(path=path, error=" ".join(str(exc).split()))
+        return FileResult(path=path, error=one_line(exc))
     except Exception as exc:  # a bug, or an input the front end did not expect
         if debug:
             _print_traceback()
-        cause = " ".join(str(exc).split()) or "no message"
+        cause = one_line(exc, empty="no message")
         hint = "" if debug else "; run with --debug for the traceback"
         return FileResult(path=path, error=f"internal error: {type(exc).__name__}: {cause}{hint}")
 
@@ -514,7 +514,7 @@ def _check_source(
     except Exception as exc:  # a bug: one line, as for models
         if args.debug:
             _print_traceback()
-        cause = " ".join(str(exc).split()) or "no message"
+        cause = one_line(exc, empty="no message")
         hint = "" if args.debug else "; run with --debug for the traceback"
         return FileResult(path=path, error=f"internal error: {type(exc).__name__}: {cause}{hint}")
     tally = args.source_tally
@@ -657,7 +657,7 @@ def _write_files(args: argparse.Namespace, report: Report, rendered: str) -> lis
         except OSError as exc:
             cause = exc.strerror or str(exc)
             failed.append(
-                f"{printable(path)}: error: {flag}: cannot write the file: {one_line(cause)}"
+                f"{printable(path)}: error: {flag}: cannot write the file: {printable(one_line(cause))}"
             )
     return failed
 
@@ -745,7 +745,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             _print_traceback()
-        cause = " ".join(str(exc).split()) or "no message"
+        cause = one_line(exc, empty="no message")
         return _fail(
             f"{PROG}: error: internal error: {type(exc).__name__}: {cause}"
             + ("" if args.debug else "; run with --debug for the traceback")

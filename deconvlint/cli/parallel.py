@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
+from deconvlint.errors import one_line
 from deconvlint.printable import printable
 from deconvlint.report import FileResult
 
@@ -140,7 +141,7 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
 
 
 def _failed(spec: ModelSpec, exc: BaseException) -> FileResult:
-    cause = " ".join(str(exc).split()) or "no message"
+    cause = one_line(exc, empty="no message")
     return FileResult(
         path=spec.target,
         error=f"internal error: {type(exc).__name__}: {cause}; run it alone with --debug -j 1 "

@@ -421,7 +421,12 @@ class ShownPattern(list):
 
 
 def plain_number(x: float) -> Any:
-    """Ints stay ints in JSON; floats keep 6 decimals; a number not representable is None."""
+    """A metric as findings carry it: a whole number as an int (so JSON writes ``2``, not
+    ``2.0``), any other float rounded to 6 decimals, ``None`` for a NaN or an infinity.
+
+    >>> plain_number(2.0), plain_number(1 / 3), plain_number(float("inf"))
+    (2, 0.333333, None)
+    """
     if not math.isfinite(x):
         return None
     r = round(float(x), 6)

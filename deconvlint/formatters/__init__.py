@@ -16,7 +16,8 @@ import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
-from deconvlint.printable import one_line, printable
+from deconvlint.errors import one_line
+from deconvlint.printable import printable
 from deconvlint.results import SEVERITIES, Results
 
 FORMATS = ("text", "json", "sarif", "github", "html")
@@ -43,7 +44,7 @@ def get_formatter(name: str) -> ModuleType:
 def format_error_lines(report: Results) -> list[str]:
     """One ``path: error: cause`` line per input that could not be analysed (escaped: see
     :mod:`deconvlint.printable`)."""
-    return [f"{printable(r.path)}: error: {one_line(r.error)}" for r in report.errors]
+    return [f"{printable(r.path)}: error: {printable(one_line(r.error))}" for r in report.errors]
 
 
 @dataclass(frozen=True)

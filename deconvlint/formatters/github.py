@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from deconvlint.errors import one_line
 from deconvlint.formatters import DEFAULT_STYLE, Style
 from deconvlint.formatters import text as text_format
-from deconvlint.printable import one_line, printable
+from deconvlint.printable import printable
 from deconvlint.results import Finding, Results
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
@@ -83,11 +84,14 @@ def format_report(report: Results, style: Style = DEFAULT_STYLE) -> str:
     reader, then the summary."""
     lines = [annotation(r.path, f) for r in report.results for f in r.findings]
     lines += [
-        command("error", one_line(r.error), file=r.path, title="deconvlint") for r in report.errors
+        command("error", printable(one_line(r.error)), file=r.path, title="deconvlint")
+        for r in report.errors
     ]
     # the reader's notes (a torch model: its path names no file of the repository)
     lines += [
-        command("notice", f"{printable(r.path)}: {one_line(note)}", title="deconvlint note")
+        command(
+            "notice", f"{printable(r.path)}: {printable(one_line(note))}", title="deconvlint note"
+        )
         for r in report.results
         for note in r.notes
     ]

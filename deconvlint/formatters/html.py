@@ -21,9 +21,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from deconvlint.errors import one_line
 from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
 from deconvlint.formatters import text as text_format
-from deconvlint.printable import one_line, printable
+from deconvlint.printable import printable
 from deconvlint.results import SEVERITIES, Finding, Results
 from deconvlint.version import __version__
 
@@ -253,7 +254,7 @@ def _notes(report: Results) -> str:
     """What the readers want the user to know (the torch reader used, layers it could not
     place), one item each; ``""`` when there is none (every ONNX file)."""
     items = [
-        f"<li><code>{escape(r.path)}</code>: {escape(one_line(note))}</li>"
+        f"<li><code>{escape(r.path)}</code>: {escape(printable(one_line(note)))}</li>"
         for r in report.results
         for note in r.notes
     ]
@@ -312,7 +313,7 @@ def format_rules(catalogue: Mapping[str, Any]) -> str:
     """``--list-rules`` as an HTML table."""
     rows = "".join(
         f"<tr><td>{escape(d.id)}</td><td>{escape(d.name)}</td><td>{_severity(d.severity)}</td>"
-        f"<td>{escape(d.runs)}</td><td>{escape(' '.join(d.summary.split()))}</td></tr>"
+        f"<td>{escape(d.runs)}</td><td>{escape(one_line(d.summary))}</td></tr>"
         for d in catalogue.values()
     )
     return _page(

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
+from deconvlint.errors import one_line
 from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
 from deconvlint.printable import without_surrogates
 from deconvlint.results import Results
@@ -77,7 +78,7 @@ def format_rules(catalogue: Mapping[str, Any]) -> str:
                 "severity": doc.severity,
                 "default": doc.default,
                 "runs": doc.runs,
-                "summary": " ".join(doc.summary.split()),
+                "summary": one_line(doc.summary),
                 "options": [
                     {"name": o.name, "type": o.type, "default": o.default} for o in doc.options
                 ],

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from deconvlint.errors import one_line
 from deconvlint.formatters import DEFAULT_STYLE, Style
 from deconvlint.formatters.json import plain
-from deconvlint.printable import one_line, printable
+from deconvlint.printable import printable
 from deconvlint.results import Finding, Location, Results
 from deconvlint.version import __version__
 
@@ -177,7 +178,7 @@ def _rule(doc: Any) -> dict[str, Any]:
     rule: dict[str, Any] = {
         "id": doc.id,
         "name": doc.name,
-        "shortDescription": {"text": " ".join(doc.summary.split())},
+        "shortDescription": {"text": one_line(doc.summary)},
         "fullDescription": {"text": doc.sections.get("what_it_does", doc.summary).strip()},
         "help": {"text": doc.explain(), "markdown": doc.explain()},
         "defaultConfiguration": {
@@ -202,7 +203,7 @@ def sarif_log(report: Results, catalogue: Mapping[str, Any] | None = None) -> di
     notifications = [
         {
             "level": "error",
-            "message": {"text": f"{printable(r.path)}: {one_line(r.error)}"},
+            "message": {"text": f"{printable(r.path)}: {printable(one_line(r.error))}"},
             **(
                 {"locations": [{"physicalLocation": _physical(r.path)}]}
                 if os.path.isfile(r.path)
@@ -215,7 +216,7 @@ def sarif_log(report: Results, catalogue: Mapping[str, Any] | None = None) -> di
     # what the reader wants the user to know (the torch reader used, layers it could not
     # place): notes, which leave the run successful
     notifications += [
-        {"level": "note", "message": {"text": f"{printable(r.path)}: {one_line(note)}"}}
+        {"level": "note", "message": {"text": f"{printable(r.path)}: {printable(one_line(note))}"}}
         for r in report.results
         for note in r.notes
     ]

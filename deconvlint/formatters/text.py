@@ -27,8 +27,9 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
+from deconvlint.errors import one_line
 from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
-from deconvlint.printable import one_line, printable
+from deconvlint.printable import printable
 from deconvlint.results import Finding, Results
 
 PICTURE_MAX = 8  # draw one period when each of the two axes repeats within this many samples
@@ -227,7 +228,7 @@ def format_note(path: str, note: str) -> str:
     >>> format_note("<Decoder>", "read by fx: hooks could not read the model: ...")
     '<Decoder>: note: read by fx: hooks could not read the model: ...'
     """
-    return f"{printable(path)}: note: {one_line(note)}"
+    return f"{printable(path)}: note: {printable(one_line(note))}"
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:
@@ -314,7 +315,7 @@ def format_rules(catalogue: Mapping[str, Any]) -> str:
             doc.name,
             doc.severity,
             doc.runs,
-            " ".join(doc.summary.split()),
+            one_line(doc.summary),
         )
         for doc in catalogue.values()
     ]

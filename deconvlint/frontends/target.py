@@ -47,7 +47,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from deconvlint.errors import LoadError, TraceError
+from deconvlint.errors import LoadError, TraceError, one_line
 from deconvlint.files import open_regular
 
 if TYPE_CHECKING:
@@ -57,10 +57,6 @@ _IDENTIFIERS = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 MODULE_TARGET = re.compile(rf"{_IDENTIFIERS}:{_IDENTIFIERS}")
 ONNX_SUFFIX = ".onnx"
 SHAPE_HINT = "pass --input-shape N,C,H,W (once per input), or input-shape in the configuration"
-
-
-def _one_line(message: object) -> str:
-    return " ".join(str(message).split()) or "no message"
 
 
 def is_module_target(text: str) -> bool:
@@ -325,7 +321,7 @@ def import_target(target: str, import_dir: str | None = None) -> Any:
         raise
     except (Exception, SystemExit) as exc:
         raise LoadError(
-            f"cannot import {module_name}: {type(exc).__name__}: {_one_line(exc)}"
+            f"cannot import {module_name}: {type(exc).__name__}: {one_line(exc, empty='no message')}"
         ) from exc
     for name in attribute.split("."):
         try:
@@ -356,7 +352,9 @@ def build_module(found: Any, spec: ModelSpec) -> Any:
         try:
             made = found(**dict(spec.kwargs))
         except (Exception, SystemExit) as exc:
-            raise LoadError(f"{call} raised {type(exc).__name__}: {_one_line(exc)}") from exc
+            raise LoadError(
+                f"{call} raised {type(exc).__name__}: {one_line(exc, empty='no message')}"
+            ) from exc
     if not isinstance(made, torch.nn.Module):
         raise LoadError(f"{call} returned {type(made).__name__}, not a torch.nn.Module")
     return made.eval()
@@ -401,7 +399,7 @@ def scripted_graph(scripted: Any, shapes: tuple[tuple[int, ...], ...], name: str
     except Exception as exc:
         raise TraceError(
             f"torch's TorchScript exporter could not translate it: {type(exc).__name__}: "
-            f"{_one_line(exc)}"
+            f"{one_line(exc, empty='no message')}"
         ) from exc
     import onnx
 
@@ -418,13 +416,15 @@ def module_graph(module: Any, spec: ModelSpec, timeout: float | None = None) -> 
     try:
         from deconvlint.frontends.torch.load import load_module
     except ImportError as exc:
-        raise LoadError(f"the torch front end is not available: {_one_line(exc)}") from exc
+        raise LoadError(
+            f"the torch front end is not available: {one_line(exc, empty='no message')}"
+        ) from exc
     inputs = example_inputs(spec.input_shapes) if spec.input_shapes else None
     try:
         graph, _tracer = load_module(module, inputs, timeout=timeout)
     except TraceError as exc:
         if inputs is None and "input-shape" not in str(exc):
-            raise TraceError(f"{_one_line(exc)}; {SHAPE_HINT}") from exc
+            raise TraceError(f"{one_line(exc, empty='no message')}; {SHAPE_HINT}") from exc
         raise
     return graph
 
@@ -442,7 +442,9 @@ def _unpickled_module(path: str, torch: Any) -> Any:
                 file.seek(0)
                 loaded = pickle.load(file)
     except Exception as exc:
-        raise LoadError(f"cannot unpickle it: {type(exc).__name__}: {_one_line(exc)}") from exc
+        raise LoadError(
+            f"cannot unpickle it: {type(exc).__name__}: {one_line(exc, empty='no message')}"
+        ) from exc
     if not isinstance(loaded, torch.nn.Module):
         raise LoadError(f"the pickle holds {type(loaded).__name__}, not a torch.nn.Module")
     return loaded.eval()
@@ -464,7 +466,7 @@ def _exported_program(path: str, trust_pickle: bool, torch: Any) -> Any:
         raise LoadError(f"a torch.export archive that {exc}, not loaded; {TRUST_HINT}") from None
     except Exception as exc:
         raise LoadError(
-            f"cannot load the exported program: {type(exc).__name__}: {_one_line(exc)}"
+            f"cannot load the exported program: {type(exc).__name__}: {one_line(exc, empty='no message')}"
         ) from exc
 
 
@@ -504,28 +506,21 @@ def _file_graph(spec: ModelSpec, trust_pickle: bool, timeout: float | None) -> G
             scripted = torch.jit.load(path, map_location="cpu")
         except Exception as exc:
             raise LoadError(
-                f"cannot load the TorchScript archive: {type(exc).__name__}: {_one_line(exc)}"
+                f"cannot load the TorchScript archive: {type(exc).__name__}: {one_line(exc, empty='no message')}"
             ) from exc
         return scripted_graph(scripted, spec.input_shapes, os.path.basename(path))
     return module_graph(_unpickled_module(path, torch), spec, timeout)
 
 
-def load_target_graph(
+def load_target(
     spec: ModelSpec, *, trust_pickle: bool = False, timeout: float | None = None
-) -> Graph:
-    """The :class:`Graph` of a module target or a model file (ONNX or torch); errors are
+) -> tuple[Graph, Any]:
+    """The :class:`Graph` of a module target or a model file (ONNX or torch), and the built
+    ``torch.nn.Module`` for a module target (else ``None``), which the probe runs.  Errors are
     :class:`DeconvlintError` with a one-line cause that does not repeat the target.
 
     An existing path wins over a module target of the same spelling.
     """
-    return load_target(spec, trust_pickle=trust_pickle, timeout=timeout)[0]
-
-
-def load_target(
-    spec: ModelSpec, *, trust_pickle: bool = False, timeout: float | None = None
-) -> tuple[Graph, Any]:
-    """:func:`load_target_graph`, and the built ``torch.nn.Module`` for a module target (else
-    ``None``), which the probe runs."""
     if os.path.exists(spec.target) or not is_module_target(spec.target):
         if spec.weights:
             raise LoadError("--weights applies to package.module:attribute targets only")
@@ -581,7 +576,7 @@ def load_weights(module: Any, path: str) -> None:
         raise
     except Exception as exc:
         raise LoadError(
-            f"--weights: cannot read {path} as weights: {type(exc).__name__}: {_one_line(exc)}"
+            f"--weights: cannot read {path} as weights: {type(exc).__name__}: {one_line(exc, empty='no message')}"
         ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
@@ -592,5 +587,5 @@ def load_weights(module: Any, path: str) -> None:
         module.load_state_dict(state)
     except Exception as exc:
         raise LoadError(
-            f"--weights: {path} does not fit the model: {_one_line(exc)[:300]}"
+            f"--weights: {path} does not fit the model: {one_line(exc, empty='no message')[:300]}"
         ) from None

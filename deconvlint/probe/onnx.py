@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from deconvlint.core.ir import Graph
+from deconvlint.errors import one_line
 from deconvlint.files import open_regular
 from deconvlint.probe.measure import Measurement, ProbeError, ProbeRun, measurements, probe_inputs
 
@@ -77,7 +78,7 @@ def _session(model: Any) -> Any:
         )
     except Exception as exc:
         raise ProbeError(
-            f"--probe: onnxruntime cannot run the model: {' '.join(str(exc).split())[:300]}"
+            f"--probe: onnxruntime cannot run the model: {one_line(exc)[:300]}"
         ) from None
 
 
@@ -92,7 +93,7 @@ def _inline_every_external_tensor(model: Any, base_dir: Path | None) -> None:
             try:
                 inline_external(tensor, base_dir)
             except ValueError as exc:
-                raise ProbeError(f"--probe: {' '.join(str(exc).split())}") from None
+                raise ProbeError(f"--probe: {one_line(exc)}") from None
 
 
 def probe_onnx(
@@ -134,7 +135,7 @@ def probe_onnx(
         except Exception as exc:
             raise ProbeError(
                 f"--probe: onnxruntime failed on the probe inputs "
-                f"{[s for _, s, _ in inputs]}: {' '.join(str(exc).split())[:300]}"
+                f"{[s for _, s, _ in inputs]}: {one_line(exc)[:300]}"
             ) from None
         run.seconds += time.perf_counter() - start
         for name, value in zip(names, results, strict=True):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from deconvlint.core.ir import Graph
+from deconvlint.errors import one_line
 from deconvlint.probe.measure import (
     Measurement,
     ProbeError,
@@ -73,7 +74,7 @@ def probe_module(
                     raise ProbeError(
                         f"--probe: the model failed on the probe inputs "
                         f"{[tuple(s) for s in input_shapes]}: {type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())[:300]}"
+                        f"{one_line(exc)[:300]}"
                     ) from None
                 run.seconds += time.perf_counter() - start
                 returned = _tensors(result)

@@ -28,11 +28,11 @@ from torch.nn.utils import parametrizations, parametrize
 
 from deconvlint.core.ir import Node, WindowAxis
 from deconvlint.rewrites.suggestions import (
-    _torch_class,
-    _value,
+    axes_value,
     conv_transpose_params,
     excess,
     solve_resize_conv,
+    torch_class,
 )
 
 STRATEGIES = ("kernel", "resize-conv", "subpixel")
@@ -171,18 +171,18 @@ def _kernel(node: Node, module: nn.Module) -> Plan:
     new = cls(node.in_channels, node.out_channels, **params, **_factory(module))
     _finish(module, new, module.bias, same_layout=True)
     return Plan(
-        new, f"{_torch_class('ConvTranspose', node.spatial_rank)}({_args(node, params)})", params
+        new, f"{torch_class('ConvTranspose', node.spatial_rank)}({_args(node, params)})", params
     )
 
 
 def _resize_conv(node: Node, module: nn.Module) -> Plan:
     rank = node.spatial_rank
     solved = [solve_resize_conv(w) for w in node.window]
-    scale = _value([w.stride for w in node.window])
+    scale = axes_value([w.stride for w in node.window])
     scale = scale if isinstance(scale, int) else tuple(float(s) for s in scale)
     conv: dict[str, Any] = {
-        "kernel_size": _value([k for k, _ in solved]),
-        "padding": _value([p for _, p in solved]),
+        "kernel_size": axes_value([k for k, _ in solved]),
+        "padding": axes_value([p for _, p in solved]),
     }
     if node.groups > 1:
         conv["groups"] = node.groups
@@ -193,7 +193,7 @@ def _resize_conv(node: Node, module: nn.Module) -> Plan:
     new.train(module.training)
     code = _sequential(
         f'nn.Upsample(scale_factor={scale!r}, mode="nearest")',
-        f"{_torch_class('Conv', rank)}({_args(node, conv)})",
+        f"{torch_class('Conv', rank)}({_args(node, conv)})",
     )
     return Plan(new, code, {"scale_factor": scale, "mode": "nearest", **conv})
 
@@ -221,8 +221,8 @@ def _subpixel(node: Node, module: nn.Module) -> Plan:
         )
     phases = s**rank
     conv: dict[str, Any] = {
-        "kernel_size": _value([k for k, _ in solved]),  # type: ignore[misc]
-        "padding": _value([p for _, p in solved]),  # type: ignore[misc]
+        "kernel_size": axes_value([k for k, _ in solved]),  # type: ignore[misc]
+        "padding": axes_value([p for _, p in solved]),  # type: ignore[misc]
     }
     if node.groups > 1:
         conv["groups"] = node.groups
@@ -235,7 +235,7 @@ def _subpixel(node: Node, module: nn.Module) -> Plan:
     new = nn.Sequential(new_conv, nn.PixelShuffle(s))
     new.train(module.training)
     code = _sequential(
-        f"{_torch_class('Conv', rank)}({cin}, {cout * phases}, "
+        f"{torch_class('Conv', rank)}({cin}, {cout * phases}, "
         + ", ".join(f"{k}={v!r}" for k, v in conv.items())
         + ")",
         f"nn.PixelShuffle({s})",

@@ -78,12 +78,21 @@ def solve_strided_conv(win: WindowAxis) -> tuple[int, int, int]:
 # code
 
 
-def _value(values: Sequence[Any]) -> Any:
-    """One value when all axes agree, else a tuple."""
+def axes_value(values: Sequence[Any]) -> Any:
+    """A layer argument from its per-axis values: one value when all axes agree, else a tuple.
+
+    >>> axes_value([2, 2]), axes_value([2, 1])
+    (2, (2, 1))
+    """
     return values[0] if len(set(values)) == 1 else tuple(values)
 
 
-def _torch_class(base: str, rank: int) -> str:
+def torch_class(base: str, rank: int) -> str:
+    """The ``torch.nn`` class of a layer ``base`` at spatial ``rank`` (marked when torch has none).
+
+    >>> torch_class("ConvTranspose", 2), torch_class("Conv", 4)
+    ('nn.ConvTranspose2d', 'nn.Conv4d  # no such class')
+    """
     return f"nn.{base}{rank}d" if 1 <= rank <= 3 else f"nn.{base}{rank}d  # no such class"
 
 
@@ -107,8 +116,7 @@ def _kwargs(params: dict[str, Any], node: Node) -> str:
 def conv_transpose_code(node: Node, params: dict[str, Any]) -> str:
     cin, cout = _channels(node)
     return (
-        f"{_torch_class('ConvTranspose', node.spatial_rank)}({cin}, {cout}, "
-        f"{_kwargs(params, node)})"
+        f"{torch_class('ConvTranspose', node.spatial_rank)}({cin}, {cout}, {_kwargs(params, node)})"
     )
 
 
@@ -120,12 +128,12 @@ def _describe(params: dict[str, Any]) -> str:
 def conv_transpose_params(node: Node) -> dict[str, Any]:
     solved = [solve_conv_transpose(w) for w in node.window]
     params: dict[str, Any] = {
-        "kernel_size": _value([k for k, _, _ in solved]),
-        "stride": _value([w.stride for w in node.window]),
-        "padding": _value([p for _, p, _ in solved]),
+        "kernel_size": axes_value([k for k, _, _ in solved]),
+        "stride": axes_value([w.stride for w in node.window]),
+        "padding": axes_value([p for _, p, _ in solved]),
     }
     if any(op for _, _, op in solved):
-        params["output_padding"] = _value([op for _, _, op in solved])
+        params["output_padding"] = axes_value([op for _, _, op in solved])
     return params
 
 
@@ -142,17 +150,17 @@ def conv_transpose_rewrites(node: Node) -> list[Suggestion]:
         )
     ]
     solved = [solve_resize_conv(w) for w in node.window]
-    scale = _value([w.stride for w in node.window])
+    scale = axes_value([w.stride for w in node.window])
     conv = {
-        "kernel_size": _value([k for k, _ in solved]),
-        "padding": _value([p for _, p in solved]),
+        "kernel_size": axes_value([k for k, _ in solved]),
+        "padding": axes_value([p for _, p in solved]),
     }
     cin, cout = _channels(node)
     scale_text = scale if isinstance(scale, int) else tuple(float(v) for v in scale)
     code = (
         "nn.Sequential(\n"
         f'    nn.Upsample(scale_factor={scale_text!r}, mode="nearest"),\n'
-        f"    {_torch_class('Conv', rank)}({cin}, {cout}, {_kwargs(conv, node)}),\n"
+        f"    {torch_class('Conv', rank)}({cin}, {cout}, {_kwargs(conv, node)}),\n"
         ")"
     )
     out.append(
@@ -188,8 +196,8 @@ def strided_rewrites(node: Node) -> list[Suggestion]:
     """Backward fan-out made even: a kernel that is a multiple of the stride, same output size."""
     rank = node.spatial_rank
     solved = [solve_strided_conv(w) for w in node.window]
-    kernel = _value([k for k, _, _ in solved])
-    stride = _value([w.stride for w in node.window])
+    kernel = axes_value([k for k, _, _ in solved])
+    stride = axes_value([w.stride for w in node.window])
     symmetric = all(pb == pe for _, pb, pe in solved)
     if node.kind is Kind.CONV:
         cin, cout = _channels(node)
@@ -198,8 +206,8 @@ def strided_rewrites(node: Node) -> list[Suggestion]:
         head, base = "", "MaxPool" if node.kind is Kind.MAX_POOL else "AvgPool"
     params: dict[str, Any] = {"kernel_size": kernel, "stride": stride}
     if symmetric:
-        params["padding"] = _value([pb for _, pb, _ in solved])
-        code = f"{_torch_class(base, rank)}({head}{_kwargs(params, node)})"
+        params["padding"] = axes_value([pb for _, pb, _ in solved])
+        code = f"{torch_class(base, rank)}({head}{_kwargs(params, node)})"
     else:
         # F.pad order: last axis first, (begin, end) per axis
         pads = tuple(v for _, pb, pe in reversed(solved) for v in (pb, pe))
@@ -215,7 +223,7 @@ def strided_rewrites(node: Node) -> list[Suggestion]:
         code = (
             "nn.Sequential(\n"
             f"    {pad_code},\n"
-            f"    {_torch_class(base, rank)}({head}{_kwargs(conv_params, node)}),\n"
+            f"    {torch_class(base, rank)}({head}{_kwargs(conv_params, node)}),\n"
             ")"
         )
     return [
@@ -235,7 +243,7 @@ def resize_rewrites(node: Node) -> list[Suggestion]:
     rank = spec.spatial_rank
     mode = {1: "linear", 2: "bilinear", 3: "trilinear"}.get(rank, "linear")
     scale_values = [float(s) if s is not None else None for s in spec.scales]
-    scale = _value(scale_values)
+    scale = axes_value(scale_values)
     out = [
         Suggestion(
             title=f"{mode} interpolation at the same scale (same output size, no uneven duplication)",

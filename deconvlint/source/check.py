@@ -272,9 +272,9 @@ def _resize_conv_code(layer: Layer) -> str:
     """Nearest ``Upsample`` + ``Conv`` with the call's own channel expressions and prefix."""
     call, node = layer.call, layer.node
     solved = [rewrites.solve_resize_conv(w) for w in node.window]
-    scale = rewrites._value([w.stride for w in node.window])
-    kernel = rewrites._value([k for k, _ in solved])
-    padding = rewrites._value([p for _, p in solved])
+    scale = rewrites.axes_value([w.stride for w in node.window])
+    kernel = rewrites.axes_value([k for k, _ in solved])
+    padding = rewrites.axes_value([p for _, p in solved])
     prefix = call.prefix or "nn."
     cin = call.sources.get("in_channels", "in_channels")
     cout = call.sources.get("out_channels", "out_channels")

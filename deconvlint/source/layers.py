@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from deconvlint.core.ir import Kind, Node, WindowAxis
+from deconvlint.core.sizes import same_pads
 from deconvlint.frontends.torch.resize import interpolate_spec
 from deconvlint.frontends.torch.spec import TensorArg, window_axes
 from deconvlint.source.calls import TORCH_NN, LayerCall
@@ -70,9 +71,7 @@ def _window(call: LayerCall, rank: int, transposed: bool) -> tuple[WindowAxis, .
     elif not transposed and padding == "same":
         kernels = kernel if isinstance(kernel, tuple) else (kernel,) * rank
         dilations = dilation if isinstance(dilation, tuple) else (dilation,) * rank
-        totals = [d * (k - 1) for k, d in zip(kernels, dilations, strict=False)]
-        padding = tuple(t // 2 for t in totals)  # torch puts the odd sample at the end
-        pads_end = tuple(t - t // 2 for t in totals)
+        padding, pads_end = same_pads(kernels, dilations)
     if not (_ints(padding, 0) and _ints(output_padding, 0)):
         return None
     return window_axes(

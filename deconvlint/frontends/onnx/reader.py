@@ -27,14 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from deconvlint.core.ir import Graph
-from deconvlint.errors import LoadError
+from deconvlint.errors import LoadError, one_line
 from deconvlint.files import is_regular, open_regular
 
 __all__ = ["graph_from_model", "load_graph", "read_file"]
-
-
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
 
 
 def load_graph(path: str | os.PathLike) -> Graph:
@@ -73,7 +69,7 @@ def read_file(file: Path, *, skim: bool) -> Graph:
     except ImportError:
         raise LoadError("the onnx package is not installed") from None
     except OSError as exc:
-        raise LoadError(f"cannot read the file: {_one_line(exc.strerror or exc)}") from None
+        raise LoadError(f"cannot read the file: {one_line(exc.strerror or exc)}") from None
     except Exception:  # DecodeError and friends from protobuf, SkimError
         raise LoadError(
             "not an ONNX model (the file does not parse as one; truncated or another format?)"
@@ -139,11 +135,11 @@ def graph_from_model(
             model, None if base_dir is None else Path(base_dir), name, full_tensor, deferred_size
         )
     except LoadError as exc:
-        raise LoadError(_one_line(str(exc))) from None
+        raise LoadError(one_line(str(exc))) from None
     except RecursionError:
         raise LoadError("the model nests subgraphs or functions too deeply") from None
     except Exception as exc:  # anything a malformed model provokes stays a LoadError
-        raise LoadError(_one_line(f"cannot read the model: {type(exc).__name__}: {exc}")) from None
+        raise LoadError(one_line(f"cannot read the model: {type(exc).__name__}: {exc}")) from None
 
 
 def _default_opset(model: Any) -> int | None:
@@ -254,7 +250,7 @@ def _infer_shapes(work: Any, notes: list[str]) -> tuple[Any, int | None]:
         return proto().ModelProto.FromString(reply[_KNOWN.size :]), known
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        notes.append(_one_line(f"shape inference failed: {first}"))
+        notes.append(one_line(f"shape inference failed: {first}"))
         return work, None
 
 

@@ -11,6 +11,21 @@ test_onnx_resize.py::test_ort_defaults``), input length 7, scales 1.5, 2.5, 7/3,
 * ``keep_aspect_ratio_policy`` (18+): one common scale ``min``/``max`` of ``sizes/in`` over the
   resized axes, ``out = round_half_up(scale*in)``, and ORT maps coordinates with that common
   scale, not with ``out/in``.
+
+A float32 scale is read as the small fraction it stands for
+(:func:`deconvlint.core.sizes.scale_fraction`), ``0.33333334`` as ``1/3``:
+
+>>> from onnx import helper, TensorProto
+>>> from deconvlint.frontends.onnx.reader import graph_from_model
+>>> s = helper.make_tensor("s", TensorProto.FLOAT, [4], [1, 1, 1 / 3, 2.5])
+>>> node = helper.make_node("Resize", ["x", "", "s"], ["y"], mode="nearest")
+>>> graph = helper.make_graph(
+...     [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 9, 8])],
+...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[s])
+>>> model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+>>> resize = graph_from_model(model).nodes[0].resize
+>>> resize.scales, resize.output_lengths
+((Fraction(1, 3), Fraction(5, 2)), (3, 20))
 """
 
 from __future__ import annotations
@@ -22,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from deconvlint.core.ir import Kind, Node, ResizeSpec
+from deconvlint.core.sizes import scale_fraction
 from deconvlint.frontends.onnx.context import OpContext
 from deconvlint.frontends.onnx.fold import Folded
 
@@ -37,20 +53,6 @@ COORDINATE_MODES = (
 )
 NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 POLICIES = ("stretch", "not_larger", "not_smaller")
-#: Largest denominator accepted when a float scale is read as a fraction.
-MAX_DENOMINATOR = 256
-
-
-def scale_fraction(value: float) -> Fraction | None:
-    """The small fraction a float scale stands for (``0.3333333`` -> ``1/3``), else ``None``.
-
-    >>> scale_fraction(1.5), scale_fraction(0.7071)
-    (Fraction(3, 2), None)
-    """
-    fraction = Fraction(value).limit_denominator(MAX_DENOMINATOR)
-    if abs(float(fraction) - value) <= 1e-6 * abs(value):
-        return fraction
-    return None
 
 
 def _dim(dims: tuple[Any, ...] | None, axis: int) -> Any:
@@ -80,7 +82,7 @@ def _from_scales(
         if isinstance(value, str):
             result.scales[axis] = result.outputs[axis] = None
             continue
-        fraction = scale_fraction(float(value))
+        fraction = scale_fraction(float(value), np.float32)  # Resize scales are float32
         if fraction is None:
             ctx.note(f"axis {axis}: scale {value!r} is not a simple fraction")
         result.scales[axis] = fraction

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from deconvlint.core.ir import Kind, Node
-from deconvlint.errors import LoadError
+from deconvlint.errors import LoadError, one_line
 from deconvlint.frontends.onnx.context import OpContext
 from deconvlint.frontends.onnx.fold import MAX_ELEMENTS, Folded, can_fold, fold, reshape_target
 from deconvlint.frontends.onnx.ops import CONVERTERS, convert_barrier
@@ -114,9 +114,7 @@ class Walker:
                 tensor = tensor if whole is None else whole
             return read_tensor(tensor, self.base_dir, MAX_WEIGHT_ELEMENTS)
         except Exception as exc:  # unreadable weights only cost the fixed-filter check
-            notes.append(
-                f"weights not read ({' '.join(str(exc).split())}); fixed-filter check skipped"
-            )
+            notes.append(f"weights not read ({one_line(exc)}); fixed-filter check skipped")
             return None
 
     # -- graphs --------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from deconvlint.core.ir import Kind, Node, WindowAxis
+from deconvlint.core.sizes import conv_transpose_length, split_pads
 from deconvlint.frontends.onnx.context import MAX_LENGTH, OpContext
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -76,13 +77,6 @@ def _explicit_pads(ctx: OpContext, rank: int) -> tuple[list[int], list[int]]:
     return pads[:rank], pads[rank:]  # [x1_begin, x2_begin, ..., x1_end, x2_end, ...]
 
 
-def _same_split(total: int, auto_pad: str) -> tuple[int, int]:
-    # SAME_UPPER: the odd pad at the end; SAME_LOWER: at the begin
-    if auto_pad == "SAME_UPPER":
-        return total // 2, total - total // 2
-    return total - total // 2, total // 2
-
-
 def _common(ctx: OpContext, weight_shape: list[int | None] | None) -> dict[str, Any]:
     kernel = _kernel_shape(ctx, weight_shape)
     rank = len(kernel)
@@ -125,7 +119,7 @@ def _forward_pads(ctx: OpContext, g: dict[str, Any]) -> list[tuple[int, int]]:
                 if n
                 else max(0, (k - 1) * d + 1 - s)
             )
-            pads.append(_same_split(total, auto_pad))
+            pads.append(split_pads(total, odd_at_end=auto_pad == "SAME_UPPER"))
     return pads
 
 
@@ -182,20 +176,17 @@ def convert_conv_transpose(ctx: OpContext) -> Node:
                 pads.append((0, 0))
                 continue
             # total = s*(in-1) + op + ((k-1)*d + 1) - output_shape
-            total = s * (n - 1) + output_padding[a] + (k - 1) * d + 1 - output_shape[a]
+            total = conv_transpose_length(n, k, s, d, 0, output_padding[a]) - output_shape[a]
             if total < 0:  # ORT appends zeros at the end: output padding past the full result
                 output_padding[a] -= total
                 pads.append((0, 0))
             else:
-                pads.append(
-                    _same_split(
-                        total, "SAME_UPPER" if g["auto_pad"] == "SAME_UPPER" else "SAME_LOWER"
-                    )
-                )
+                pads.append(split_pads(total, odd_at_end=g["auto_pad"] == "SAME_UPPER"))
         elif g["auto_pad"] in ("SAME_UPPER", "SAME_LOWER"):
             # out = in*s, so total = op + (k-1)*d + 1 - s for every input length
             total = output_padding[a] + (k - 1) * d + 1 - s
-            pads.append(_same_split(total, g["auto_pad"]) if total > 0 else (0, 0))
+            odd_at_end = g["auto_pad"] == "SAME_UPPER"
+            pads.append(split_pads(total, odd_at_end) if total > 0 else (0, 0))
         elif g["auto_pad"] == "VALID":
             pads.append((0, 0))
         else:

@@ -20,11 +20,11 @@ import operator
 from typing import Any
 
 from deconvlint.core.ir import Graph, Kind
-from deconvlint.frontends.torch.fx import TupleValue, _unwrap, _wrap
 from deconvlint.frontends.torch.graph import GraphBuilder, shape_of
 from deconvlint.frontends.torch.names import SourceFinder, stack_trace_source
 from deconvlint.frontends.torch.ops import canonical_name, function_spec
 from deconvlint.frontends.torch.spec import UNKNOWN, Spec, TensorArg, data_inputs, known
+from deconvlint.frontends.torch.values import TupleValue, all_fixed, unwrap, wrap
 
 _CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
 
@@ -310,11 +310,11 @@ class ExportReader:
 
         if not hasattr(val, "shape"):
             return _plain(val)
-        real_args, real_kwargs = _unwrap(args), _unwrap(kwargs)
+        real_args, real_kwargs = unwrap(args), unwrap(kwargs)
         if known(list(real_args)) and known(list(real_kwargs.values())):
             try:
                 with torch.no_grad():
-                    return _wrap(n.target(*real_args, **real_kwargs), _fixed(args))
+                    return wrap(n.target(*real_args, **real_kwargs), all_fixed(args))
             except Exception:
                 pass
         return TensorArg(None, shape_of(val))
@@ -334,14 +334,6 @@ class ExportReader:
 
 def _qualname(cls: Any) -> str:
     return f"{getattr(cls, '__module__', '')}.{getattr(cls, '__qualname__', cls)}"
-
-
-def _fixed(args: Any) -> bool:
-    if isinstance(args, TensorArg):
-        return args.fixed
-    if isinstance(args, (list, tuple)):
-        return all(_fixed(a) for a in args)
-    return True
 
 
 def _plain(val: Any) -> Any:

@@ -13,27 +13,19 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from deconvlint.core.ir import Graph, Kind
+from deconvlint.core.ir import Graph
 from deconvlint.frontends.torch.graph import GraphBuilder, shape_of
 from deconvlint.frontends.torch.modules import class_name, module_spec
 from deconvlint.frontends.torch.names import SourceFinder, caller_source
 from deconvlint.frontends.torch.ops import NON_TENSOR, canonical_name, function_spec
-from deconvlint.frontends.torch.spec import UNKNOWN, ReaderError, Spec, TensorArg, known
-
-
-class TupleValue:
-    """The tuple result of a data node (a pool with indices, a split): read with getitem."""
-
-    def __init__(self, spec: Spec, value: str, shapes: list[Any]) -> None:
-        self.spec, self.value, self.shapes = spec, value, shapes
-        if spec.tuple_output is None and spec.kind is Kind.MAX_POOL:
-            spec.tuple_output = "indices"  # max_pool2d_with_indices
-
-    def element(self, index: Any) -> TensorArg:
-        shape = self.shapes[index] if isinstance(index, int) and index < len(self.shapes) else None
-        if self.spec.tuple_output == "indices" and index == 1:
-            return TensorArg(None, shape, indices_of=self.spec)
-        return TensorArg(self.value, shape)
+from deconvlint.frontends.torch.spec import (
+    UNKNOWN,
+    ReaderError,
+    TensorArg,
+    failure_reason,
+    known,
+)
+from deconvlint.frontends.torch.values import TupleValue, all_fixed, unwrap, wrap
 
 
 def _make_tracer() -> Any:
@@ -83,9 +75,7 @@ class Forward:
         try:
             value = self._run(n)
         except Exception as exc:
-            from deconvlint.frontends.torch.load import _one_line
-
-            cause = _one_line(exc)
+            cause = failure_reason(exc)
             raise ReaderError(f"the model does not run on the example inputs: {cause}") from exc
         env = self.env
         env[n] = value
@@ -187,39 +177,11 @@ def _submodule(root: Any, modules: dict[str, Any], target: str) -> Any:
     return found if found is not None else root.get_submodule(target)
 
 
-def _wrap(value: Any, fixed: bool) -> Any:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return TensorArg(None, shape_of(value), tensor=value, fixed=fixed)
-    return value
-
-
-def _unwrap(value: Any) -> Any:
-    if isinstance(value, TensorArg):
-        return UNKNOWN if value.tensor is None else value.tensor
-    if isinstance(value, (list, tuple)):
-        return type(value)(_unwrap(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _unwrap(v) for k, v in value.items()}
-    return value
-
-
-def _fixed(args: Any) -> bool:
-    if isinstance(args, TensorArg):
-        return args.fixed
-    if isinstance(args, (list, tuple)):
-        return all(_fixed(a) for a in args)
-    if isinstance(args, dict):
-        return all(_fixed(a) for a in args.values())
-    return True
-
-
 def _evaluate(n: Any, root: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The value of a node that carries no data, computed from known weights and constants."""
     import torch
 
-    real_args, real_kwargs = _unwrap(args), _unwrap(kwargs)
+    real_args, real_kwargs = unwrap(args), unwrap(kwargs)
     if not known(list(real_args)) or not known(list(real_kwargs.values())):
         return UNKNOWN
     if n.target is getattr and args and isinstance(args[0], TensorArg):
@@ -234,7 +196,7 @@ def _evaluate(n: Any, root: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
                 result = root.get_submodule(n.target)(*real_args, **real_kwargs)
     except Exception:
         return UNKNOWN
-    return _wrap(result, _fixed((args, kwargs)))
+    return wrap(result, all_fixed((args, kwargs)))
 
 
 class FxReader:
@@ -276,7 +238,7 @@ class FxReader:
                     params = {id(p): p for p in self.root.parameters()}
                 value = real if forward is not None else _fetch(self.root, n.target)
                 fixed = not (id(value) in params and value.requires_grad)
-                self.env[n] = _wrap(value, fixed)
+                self.env[n] = wrap(value, fixed)
             elif n.op == "output":
                 leaves = torch.utils._pytree.tree_leaves(self._args(n.args[0]))
                 self.outputs = [v.value for v in leaves if isinstance(v, TensorArg) and v.is_data]
@@ -308,7 +270,7 @@ class FxReader:
             return
         if not is_data:
             if self.forward is not None:
-                self.env[n] = _wrap(real, _fixed((args, kwargs)))
+                self.env[n] = wrap(real, all_fixed((args, kwargs)))
             else:
                 self.env[n] = _evaluate(n, self.root, args, kwargs)
             return

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deconvlint.core.ir import Graph, Kind
-from deconvlint.frontends.torch.fx import TupleValue
 from deconvlint.frontends.torch.graph import GraphBuilder, live_values, shape_of
 from deconvlint.frontends.torch.modules import (
     class_name,
@@ -34,6 +33,7 @@ from deconvlint.frontends.torch.modules import (
 from deconvlint.frontends.torch.names import SourceFinder, caller_source
 from deconvlint.frontends.torch.ops import canonical_name, function_spec
 from deconvlint.frontends.torch.spec import Spec, TensorArg, data_inputs
+from deconvlint.frontends.torch.values import TupleValue, all_fixed
 
 
 class HookRecorder:
@@ -129,7 +129,7 @@ class HookRecorder:
                 call_args = started
             spec = module_spec(module, call_args, call_kwargs, shape_of(first))
             if spec is None:
-                self._outputs(output, None, None, _all_fixed((call_args, call_kwargs)))
+                self._outputs(output, None, None, all_fixed((call_args, call_kwargs)))
                 return
             node_name = self.builder.module_name(name)
             value = self.builder.value(name.replace(".", "_") or "out")
@@ -198,7 +198,7 @@ class HookRecorder:
                 self._setitem(args, call_args)
                 return
             if not data_inputs(call_args, call_kwargs):
-                self._outputs(result, None, None, _all_fixed((call_args, call_kwargs)))
+                self._outputs(result, None, None, all_fixed((call_args, call_kwargs)))
                 return
             first = next((t for t in _flat(result) if isinstance(t, self.torch.Tensor)), None)
             if first is None:
@@ -233,16 +233,6 @@ def _flat(value: Any) -> list[Any]:
     if isinstance(value, torch.Tensor):  # most results: pytree costs 10 us a call
         return [value]
     return torch.utils._pytree.tree_leaves(value)
-
-
-def _all_fixed(args: Any) -> bool:
-    if isinstance(args, TensorArg):
-        return args.fixed
-    if isinstance(args, (list, tuple)):
-        return all(_all_fixed(a) for a in args)
-    if isinstance(args, dict):
-        return all(_all_fixed(a) for a in args.values())
-    return True
 
 
 def _input_names(model: Any, count: int) -> list[str]:

@@ -1,7 +1,7 @@
 """The torch front end: an ``nn.Module`` (or an ``ExportedProgram``) in, a :class:`Graph` out.
 
 With example inputs, the model's forward runs once and is recorded (reader ``hooks``: forward
-hooks on every module and a ``TorchFunctionMode``, see :mod:`.torch_hooks`); it sees what the
+hooks on every module and a ``TorchFunctionMode``, see :mod:`.hooks`); it sees what the
 model runs, branches, list inputs and ``autograd.Function`` included, for about the cost of that
 forward.  Its graph is used when it holds every upsampling module the forward called (the
 completeness check); otherwise these are tried in turn and the first complete one is used:
@@ -13,7 +13,7 @@ completeness check); otherwise these are tried in turn and the first complete on
 
 When none is complete, the graph that misses the fewest layers is used and
 ``Graph.report_notes`` names the layers it could not place.  Every reader leaves the model as
-it found it (:mod:`.torch_state`).
+it found it (:mod:`.state`).
 
 Every forward pass the front end runs happens in eval mode (the modules' ``training`` flags
 are restored afterwards, so batch-norm statistics never change) and without autograd.  With
@@ -39,31 +39,16 @@ from typing import Any
 
 from deconvlint.core.ir import Graph
 from deconvlint.errors import TraceError
+from deconvlint.frontends.torch.spec import failure_reason
 
 __all__ = ["graph_from_exported", "load_module"]
 
 #: The thread a forward pass runs in under a timeout; the CLI exits hard when one is left
 #: running (:func:`deconvlint.cli.main.console_main`).
 FORWARD_THREAD = "deconvlint-forward"
-#: Longest reason kept per reader in the one-line error.
-MAX_REASON = 240
 #: Least time given to symbolic tracing (fx, export) under a timeout: they take seconds before
 #: any model code runs (export's first call imports and sets up much of torch).
 TRACE_TIMEOUT_FLOOR = 120.0
-
-
-def _one_line(exc: BaseException | str) -> str:
-    from deconvlint.frontends.torch.spec import ReaderError
-
-    if isinstance(exc, BaseException):
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-        if isinstance(exc, (ReaderError, TraceError)) and lines:
-            text = lines[0]
-    else:
-        text = " ".join(exc.split())
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
 class ReaderTimeout(TimeoutError):
@@ -165,7 +150,7 @@ def _materialize(model: Any, inputs: tuple[Any, ...], run: Callable[..., Any]) -
     except Exception as exc:
         raise TraceError(
             f"could not read the model: the forward pass that sets its lazy modules raised "
-            f"{_one_line(exc)}"
+            f"{failure_reason(exc)}"
         ) from exc
 
 
@@ -227,7 +212,7 @@ def _first_complete(
             failures.append((reader, f"the forward pass {exc}"))
             break
         except Exception as exc:
-            failures.append((reader, _one_line(exc)))
+            failures.append((reader, failure_reason(exc)))
             state.restore()
             continue
         if missing:
@@ -330,4 +315,4 @@ def graph_from_exported(ep: Any) -> Graph:
     except TraceError:
         raise
     except Exception as exc:
-        raise TraceError(f"could not read the exported program: {_one_line(exc)}") from exc
+        raise TraceError(f"could not read the exported program: {failure_reason(exc)}") from exc

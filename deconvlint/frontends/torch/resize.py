@@ -26,7 +26,10 @@ import math
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
 from deconvlint.core.ir import Kind, ResizeSpec
+from deconvlint.core.sizes import scale_fraction
 from deconvlint.frontends.torch.spec import (
     UNKNOWN,
     Spec,
@@ -37,9 +40,6 @@ from deconvlint.frontends.torch.spec import (
     spatial_rank,
     window_axes,
 )
-
-#: Largest denominator accepted when a float scale is read as a fraction.
-MAX_DENOMINATOR = 256
 
 # torch mode -> (ONNX mode, coordinate transform when align_corners is False, nearest mode)
 _MODES = {
@@ -52,18 +52,6 @@ _MODES = {
 }
 _MODE_RANK = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 NEEDS_INPUTS = "pass example inputs to resolve it"
-
-
-def scale_fraction(value: float) -> Fraction | None:
-    """The small fraction a float factor stands for (``1.5`` -> ``3/2``), else ``None``.
-
-    >>> scale_fraction(2.0), scale_fraction(0.7071)
-    (Fraction(2, 1), None)
-    """
-    fraction = Fraction(value).limit_denominator(MAX_DENOMINATOR)
-    if abs(float(fraction) - value) <= 1e-9 * max(1.0, abs(value)):
-        return fraction
-    return None
 
 
 def _rank(x: TensorArg, out_shape: Any, size: Any, scale_factor: Any, mode: str) -> int | None:
@@ -109,7 +97,7 @@ def _scales(
             if n and outputs[a]:
                 scales[a] = Fraction(outputs[a], n)
             continue
-        scales[a] = scale_fraction(float(factor))
+        scales[a] = scale_fraction(float(factor), np.float64)  # a Python float
         if scales[a] is None:
             notes.append(f"axis {a}: scale_factor {factor!r} is not a simple fraction")
     if recompute and None in scales:

@@ -21,10 +21,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deconvlint.core.ir import Kind, WindowAxis
+from deconvlint.errors import TraceError, one_line
+
+#: Longest reason kept per reader in the one-line error.
+MAX_REASON = 240
 
 
 class ReaderError(Exception):
     """A reader's own failure, whose message says it all (shown without the class name)."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a reader (or the model's forward pass) failed, for the one-line error: the exception's
+    class and the first line of its message, or the first line alone for a :class:`ReaderError`
+    or a :class:`~deconvlint.errors.TraceError` (whose message says it all); cut to
+    :data:`MAX_REASON` characters.
+
+    >>> failure_reason(ValueError("shapes differ\\n  at layer 3"))
+    'ValueError: shapes differ'
+    >>> failure_reason(ReaderError("the model does not run")), failure_reason(KeyError())
+    ('the model does not run', 'KeyError')
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    if isinstance(exc, (ReaderError, TraceError)) and lines:
+        text = lines[0]
+    text = one_line(text)
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
 class _Unknown:

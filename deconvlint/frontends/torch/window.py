@@ -4,8 +4,9 @@ Geometry comes from the weight's shape and the call's arguments (PyTorch padding
 ``padding="same"`` with the odd pad at the end, as torch pads); shapes, when the reader knows
 them, give a transposed conv's output padding (``forward(x, output_size=...)``).
 
->>> same_pads(4, 1, 2)
-((1, 1), (2, 2))
+>>> x, weight = TensorArg("x", (1, 4, 8, 8)), TensorArg(None, (4, 4, 4, 4))
+>>> conv_spec(x, weight, None, 1, "same", 1, 1).fields["window"][0]
+WindowAxis(kernel=4, stride=1, dilation=1, pads_begin=1, pads_end=2, output_padding=0)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from deconvlint.core.ir import Kind, LayerWeights, WeightSource
+from deconvlint.core.sizes import conv_transpose_length, same_pads
 from deconvlint.frontends.torch.spec import (
     UNKNOWN,
     Spec,
@@ -116,7 +118,7 @@ def conv_transpose_spec(
     if n is not None and out is not None and all(isinstance(v, int) for v in (*n, *out)):
         # op = L_out - ((n-1)s - 2p + d(k-1) + 1), from the shapes actually produced
         op = tuple(
-            out[a] - ((n[a] - 1) * w.stride - 2 * w.pads_begin + w.dilation * (w.kernel - 1) + 1)
+            out[a] - conv_transpose_length(n[a], w.kernel, w.stride, w.dilation, 2 * w.pads_begin)
             for a, w in enumerate(geometry)
         )
     elif fit_output:
@@ -140,14 +142,6 @@ def conv_transpose_spec(
     )
 
 
-def same_pads(kernel: Any, dilation: Any, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """``padding="same"``: total ``d(k-1)``, the odd one at the end (as torch pads it)."""
-    k, d = per_axis(kernel, rank), per_axis(dilation, rank)
-    assert k is not None and d is not None
-    totals = [d[a] * (k[a] - 1) for a in range(rank)]
-    return tuple(t // 2 for t in totals), tuple(t - t // 2 for t in totals)
-
-
 def conv_spec(
     x: TensorArg,
     weight: Any,
@@ -169,7 +163,9 @@ def conv_spec(
     if padding == "valid":
         padding = 0
     elif padding == "same":
-        padding, pads_end = same_pads(shape[2:], dilation, rank)
+        dilations = per_axis(dilation, rank)
+        assert dilations is not None
+        padding, pads_end = same_pads(shape[2:], dilations)
     window = window_axes(shape[2:], stride, padding, dilation, rank=rank, pads_end=pads_end)
     if window is None:
         return barrier(x, weight, note="the kernel geometry does not fit the weight")
