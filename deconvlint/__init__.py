@@ -1,8 +1,13 @@
 """deconvlint: find upsampling layers that paint checkerboard artifacts.
 
 >>> import deconvlint
->>> report = deconvlint.check(model, example_inputs=(torch.randn(1, 3, 64, 64),))  # doctest: +SKIP
->>> print(report)  # doctest: +SKIP
+>>> import torch
+>>> up = torch.nn.ConvTranspose2d(3, 3, 3, stride=2, padding=1, output_padding=1)
+>>> report = deconvlint.check(torch.nn.Sequential(up), example_inputs=(torch.randn(1, 3, 64, 64),))
+>>> print(report)  # doctest: +ELLIPSIS
+<Sequential>:0: DL001 [warning] uneven overlap: taps per output phase [1, 2] on every axis, ...
+...
+Found 1 finding (1 warning) in 1 file.
 
 The public names are loaded on first use, so ``import deconvlint`` imports neither torch nor
 onnx (nor the rules): see :mod:`deconvlint.api`.
@@ -27,7 +32,7 @@ _forget_the_working_folder()
 
 import importlib  # noqa: E402
 
-__version__ = "0.1.0"
+from deconvlint.version import __version__  # noqa: E402
 
 TYPE_CHECKING = False  # typing's own flag, without importing typing in every run's start-up
 if TYPE_CHECKING:

@@ -10,10 +10,10 @@ A target that cannot be read raises the :mod:`deconvlint.errors` exception (``Lo
 ``TraceError``), and wrong settings raise ``ConfigError``: an API user wants an exception, not
 an error line in the report.  A target of an unsupported type is a ``TypeError``.
 
->>> report = check("examples/cyclegan_decoder.onnx", select="DL001")  # doctest: +SKIP
->>> [(f.node, f.rule, f.severity) for f in report.findings]  # doctest: +SKIP
+>>> report = check("examples/cyclegan_decoder.onnx", select="DL001")
+>>> [(f.node, f.rule, f.severity) for f in report.findings]
 [('decoder.up1', 'DL001', 'warning'), ('decoder.up2', 'DL001', 'warning')]
->>> report.frontend  # doctest: +SKIP
+>>> report.frontend
 'onnx'
 """
 
@@ -75,8 +75,12 @@ def resolve_settings(
     from the current folder upwards, as the CLI finds it.  The keywords are layered on top
     as the CLI's flags are: ``select`` starts over, ``extend_select`` adds, ``ignore`` removes.
 
-    >>> resolve_settings(Settings(), select="DL00", ignore=["DL002", "DL003"]).select
-    ('DL001', 'DL004', 'DL005', 'DL008', 'DL009')
+    A prefix never selects an opt-in rule (DL006, DL007): only its exact id does.
+
+    >>> resolve_settings(Settings(), select="DL00", ignore=["DL004"]).select
+    ('DL001', 'DL002', 'DL003', 'DL005', 'DL008', 'DL009')
+    >>> resolve_settings(Settings(), select="DL00", extend_select=["DL006"]).select
+    ('DL001', 'DL002', 'DL003', 'DL004', 'DL005', 'DL006', 'DL008', 'DL009')
     """
     from deconvlint.config import resolve
 
@@ -186,8 +190,8 @@ def check(
     Raises ``LoadError`` / ``TraceError`` (from :mod:`deconvlint.errors`) for a target that
     cannot be read, ``ConfigError`` for wrong settings, ``TypeError`` for an unsupported target.
 
-    >>> report = check("examples/stylegan_blur.onnx")  # doctest: +SKIP
-    >>> [(f.rule, f.severity) for f in report.findings]  # doctest: +SKIP
+    >>> report = check("examples/stylegan_blur.onnx")
+    >>> [(f.rule, f.severity) for f in report.findings]
     [('DL001', 'info')]
     """
     report, _ = _run(

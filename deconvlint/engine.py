@@ -4,8 +4,12 @@
 >>> from deconvlint.core.ir import Graph
 >>> nodes = parse_chain("ConvTranspose2d(k=3, s=2, p=1, op=1)")
 >>> graph = Graph(name="demo", nodes=nodes, inputs=("v0",), outputs=("v1",))
->>> [f.rule for f in check_graph(graph)]
-['DL001', 'DL004']
+>>> [finding] = check_graph(graph)
+>>> finding.rule, [(o["output"], o["pattern"]) for o in finding.metrics["outputs"]]
+('DL001', [('v1', [[1, 2], [1, 2]])])
+
+The pattern that reaches the output (DL004) is the layer's own, so it is told with the layer's
+DL001 rather than as a finding of its own.
 """
 
 from __future__ import annotations
@@ -110,6 +114,9 @@ def check_target(
     ``FileResult.error``, one line; with ``raise_errors`` the :class:`DeconvlintError`
     propagates instead (``--debug`` shows it).
 
+    >>> [(f.node, f.rule) for f in check_target("examples/cyclegan_decoder.onnx").findings]
+    [('decoder.up1', 'DL001'), ('decoder.up2', 'DL001'), ('decoder.up2', 'DL003')]
+    >>> import torch  # a module target is a torch model: it needs the torch extra
     >>> print(check_target("no_such_package.models:Generator").error)
     cannot import no_such_package.models: ModuleNotFoundError: No module named 'no_such_package'
     """

@@ -21,8 +21,8 @@ from deconvlint.config.settings import Settings
 from deconvlint.errors import ConfigError, LoadError, TraceError
 from deconvlint.formatters.text import format_report
 from deconvlint.report import Report
+from tests.support.cli import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CYCLEGAN = "examples/cyclegan_decoder.onnx"  # 2 DL001, DL003, DL004: all warnings
 STYLEGAN = "examples/stylegan_blur.onnx"  # one DL001 info

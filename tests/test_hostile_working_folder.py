@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.cli import REPO
+
 # deconvlint's dependencies, and standard modules it imports late (after a target's import)
 SHADOWED = ("numpy", "yaml", "onnx", "typing", "json", "html", "difflib", "hashlib")
 SHADOW = """import pathlib

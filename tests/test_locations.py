@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import REPO
 from tests.support.external_tools import sarif_multitool, validate_sarif
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:

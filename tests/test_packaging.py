@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.cli import REPO
+
 RULE_FILES = sorted(p.name for p in (REPO / "rules").glob("DL*.yaml"))
 
 

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.source.test_source_cli import CYCLEGAN
+from tests.support.cli import REPO, run_cli
 
-REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```console\n(.*?)```", README, flags=re.S)
 
@@ -46,13 +44,8 @@ def test_console_block_is_the_real_output(block: str, tmp_path: Path) -> None:
         cwd = tmp_path
     if "--probe" in args:
         pytest.importorskip("onnxruntime")
-    proc = subprocess.run(
-        [sys.executable, "-m", "deconvlint", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "PYTHONPATH": str(REPO)},
+    proc = run_cli(
+        *args, cwd=cwd, env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "PYTHONPATH": str(REPO)}
     )
     assert proc.returncode in (0, 1), proc.stderr
     assert _pattern(expected).fullmatch(proc.stdout), (

@@ -15,8 +15,8 @@ import pytest
 
 from deconvlint import __version__
 from tests.source.test_source_cli import _git, _pre_commit, _snapshot
+from tests.support.cli import REPO, run_cli
 
-REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
 SECTION = README.split("## pre-commit\n", 1)[1].split("\n## ", 1)[0]
 BLOCK = re.search(r"```yaml\n(.*?)```", SECTION, flags=re.S).group(1)
@@ -42,16 +42,13 @@ def test_the_block_names_a_tag_of_this_version_and_both_hooks() -> None:
 def test_models_hook_command_passes_quietly_without_models(tmp_path: Path) -> None:
     hooks = (REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
     entry = re.search(r"entry: (deconvlint --models.*)", hooks).group(1).split()
-    run = [sys.executable, "-m", "deconvlint", *entry[1:]]
-    proc = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = run_cli(*entry[1:], cwd=tmp_path, timeout=120)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     (tmp_path / "a.py").write_text("x = 1\n")  # nothing else is checked either
-    proc = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = run_cli(*entry[1:], cwd=tmp_path, timeout=120)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
     # without the flag, an explicit --models that finds none is still an error
-    proc = subprocess.run(
-        [sys.executable, "-m", "deconvlint", "--models"], cwd=tmp_path, capture_output=True
-    )
+    proc = run_cli("--models", cwd=tmp_path, text=False, timeout=None)
     assert proc.returncode == 2
 
 

@@ -22,13 +22,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from deconvlint import __version__
 from deconvlint.atomic import write_atomically
 from deconvlint.config.settings import Settings
 from deconvlint.errors import ConfigError, DeconvlintError, one_line
 from deconvlint.formatters import FORMATS, Style, format_error_lines, get_formatter
 from deconvlint.printable import printable
 from deconvlint.report import SEVERITIES, FileResult, Report
+from deconvlint.version import __version__
 
 if TYPE_CHECKING:
     from deconvlint.cli.discovery import Exclusion

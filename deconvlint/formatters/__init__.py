@@ -1,4 +1,4 @@
-"""Output formats.  Each module renders a :class:`~deconvlint.report.Report` to a string.
+"""Output formats.  Each module renders a :class:`~deconvlint.results.Results` to a string.
 
 A formatter module provides ``format_report(report, style)``, ``format_statistics(report,
 style)`` and ``format_rules(catalogue)``; the CLI picks one by name with :func:`get_formatter`
@@ -18,7 +18,7 @@ from types import ModuleType
 
 from deconvlint.errors import one_line
 from deconvlint.printable import printable
-from deconvlint.report import SEVERITIES, Report
+from deconvlint.results import SEVERITIES, Results
 
 FORMATS = ("text", "json", "sarif", "github", "html")
 
@@ -41,7 +41,7 @@ def get_formatter(name: str) -> ModuleType:
     return importlib.import_module(f"deconvlint.formatters.{name}")
 
 
-def format_error_lines(report: Report) -> list[str]:
+def format_error_lines(report: Results) -> list[str]:
     """One ``path: error: cause`` line per input that could not be analysed (escaped: see
     :mod:`deconvlint.printable`)."""
     return [f"{printable(r.path)}: error: {printable(one_line(r.error))}" for r in report.errors]
@@ -57,7 +57,7 @@ class RuleCount:
     by_severity: dict[str, int]
 
 
-def statistics(report: Report) -> list[RuleCount]:
+def statistics(report: Results) -> list[RuleCount]:
     """One :class:`RuleCount` per rule that fired, most frequent first, then by rule id."""
     found: dict[str, list] = {}
     for f in report.findings:

@@ -25,7 +25,7 @@ from deconvlint.errors import one_line
 from deconvlint.formatters import DEFAULT_STYLE, Style
 from deconvlint.formatters import text as text_format
 from deconvlint.printable import printable
-from deconvlint.report import Finding, Report
+from deconvlint.results import Finding, Results
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 
@@ -79,7 +79,7 @@ def annotation(path: str, finding: Finding) -> str:
     )
 
 
-def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
+def format_report(report: Results, style: Style = DEFAULT_STYLE) -> str:
     """One annotation per finding, per input that could not be analysed and per note of a
     reader, then the summary."""
     lines = [annotation(r.path, f) for r in report.results for f in r.findings]
@@ -100,7 +100,7 @@ def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
+def format_statistics(report: Results, style: Style = DEFAULT_STYLE) -> str:
     """The annotations, then the text statistics (a workflow log shows both)."""
     annotations = format_report(report, Style(color=False, summary=False))
     return annotations + text_format.format_statistics(report, Style(summary=style.summary))

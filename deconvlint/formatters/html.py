@@ -21,12 +21,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from deconvlint import __version__
 from deconvlint.errors import one_line
 from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
 from deconvlint.formatters import text as text_format
 from deconvlint.printable import printable
-from deconvlint.report import SEVERITIES, Finding, Report
+from deconvlint.results import SEVERITIES, Finding, Results
+from deconvlint.version import __version__
 
 SVG_NS = "http://www.w3.org/2000/svg"
 HEATMAP_CELLS = 12  # show at least this many samples per axis (whole periods), when they fit
@@ -76,7 +76,7 @@ def _grid(pattern: Any) -> tuple[list[list[float]], str] | None:
     what the picture shows; ``None`` when the pattern is not a numeric list per axis.  Each axis
     is clipped to the cells drawn before the product, so the cost does not depend on the
     period."""
-    axes = text_format._axis_patterns(pattern)
+    axes = text_format.axis_patterns(pattern)
     if not axes or not all(axes):
         return None
     try:
@@ -118,7 +118,7 @@ def heatmap(pattern: Any, period: Any = None) -> str:
     if found is None:
         return ""
     grid, caption = found
-    listed = text_format._axis_patterns(pattern) or []
+    listed = text_format.axis_patterns(pattern) or []
     lengths = [len(a) for a in listed]
     if isinstance(period, (list, tuple)) and len(period) == len(lengths):
         lengths = [p if isinstance(p, int) else n for p, n in zip(period, lengths, strict=True)]
@@ -181,14 +181,14 @@ def _details(finding: Finding) -> str:
     metrics = finding.metrics or {}
     if metrics.get("output") is not None:
         rows.append(("output", f"<code>{escape(str(metrics['output']))}</code>"))
-    axes = text_format._axis_patterns(metrics.get("pattern"))
+    axes = text_format.axis_patterns(metrics.get("pattern"))
     if axes is not None:
-        line = text_format._pattern_line(axes, metrics.get("period")).removeprefix("pattern: ")
+        line = text_format.pattern_line(axes, metrics.get("period")).removeprefix("pattern: ")
         rows.append(("pattern", escape(line)))
-    coverage = text_format._coverage_line(metrics)
+    coverage = text_format.coverage_line(metrics)
     if coverage:
         rows.append(("coverage", escape(coverage.removeprefix("coverage: "))))
-    shown = set(text_format._SHOWN_METRICS)
+    shown = set(text_format.SHOWN_METRICS)
     rows += [
         (escape(str(k)), escape(text_format.fmt_value(v)))
         for k, v in metrics.items()
@@ -233,7 +233,7 @@ def _finding(path: str, finding: Finding, index: int) -> str:
     )
 
 
-def _files_table(report: Report) -> str:
+def _files_table(report: Results) -> str:
     rows = []
     for r in report.results:
         if r.error is not None:
@@ -250,7 +250,7 @@ def _files_table(report: Report) -> str:
     )
 
 
-def _notes(report: Report) -> str:
+def _notes(report: Results) -> str:
     """What the readers want the user to know (the torch reader used, layers it could not
     place), one item each; ``""`` when there is none (every ONNX file)."""
     items = [
@@ -261,7 +261,7 @@ def _notes(report: Report) -> str:
     return f"<h2>Notes</h2><ul>{''.join(items)}</ul>" if items else ""
 
 
-def _rules_table(report: Report) -> str:
+def _rules_table(report: Results) -> str:
     rows = statistics(report)
     if not rows:
         return ""
@@ -285,7 +285,7 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
+def format_report(report: Results, style: Style = DEFAULT_STYLE) -> str:
     """The whole report as one HTML page."""
     blocks = []
     index = 0
@@ -304,7 +304,7 @@ def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
     return _page("deconvlint report", body)
 
 
-def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
+def format_statistics(report: Results, style: Style = DEFAULT_STYLE) -> str:
     """The same page: its summary tables are the statistics."""
     return format_report(report, style)
 

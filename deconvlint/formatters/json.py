@@ -1,5 +1,5 @@
 """JSON output: ``json.dumps(report.to_dict(), indent=2)`` and a newline; the contract is
-:meth:`deconvlint.report.Report.to_dict`.
+:meth:`deconvlint.results.Results.to_dict`.
 
 Values are made plain JSON on the way out (numpy scalars and arrays, fractions, tuples), and a
 non-finite float becomes ``null``, so the output is always strict JSON that any parser reads.
@@ -21,7 +21,7 @@ from typing import Any
 from deconvlint.errors import one_line
 from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
 from deconvlint.printable import without_surrogates
-from deconvlint.report import Report
+from deconvlint.results import Results
 
 
 def plain(value: Any) -> Any:
@@ -52,12 +52,12 @@ def _dumps(value: Any) -> str:
     return json.dumps(plain(value), indent=2, allow_nan=False) + "\n"
 
 
-def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
+def format_report(report: Results, style: Style = DEFAULT_STYLE) -> str:
     """The report as JSON (the summary is part of it, whatever ``style`` says)."""
     return _dumps(report.to_dict())
 
 
-def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
+def format_statistics(report: Results, style: Style = DEFAULT_STYLE) -> str:
     """``--statistics`` as a JSON list of ``{rule, name, count, by_severity}``, most frequent
     first."""
     return _dumps(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from deconvlint.errors import DeconvlintError
-from deconvlint.report import Finding, Report
+from deconvlint.results import Finding, Results
 
 #: Periods drawn on each axis.
 PERIODS = 3
@@ -104,7 +104,7 @@ def _draw(finding: Finding, path: str, grid: np.ndarray, what: str, target: Path
     fig.savefig(target)
 
 
-def write_plots(report: Report, folder: Path) -> list[Path]:
+def write_plots(report: Results, folder: Path) -> list[Path]:
     """Write a PNG per finding that has a pattern into ``folder``; returns the files written."""
     written: list[Path] = []
     used: set[str] = set()

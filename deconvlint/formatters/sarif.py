@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from deconvlint import __version__
 from deconvlint.errors import one_line
 from deconvlint.formatters import DEFAULT_STYLE, Style
 from deconvlint.formatters.json import plain
 from deconvlint.printable import printable
-from deconvlint.report import Finding, Location, Report
+from deconvlint.results import Finding, Location, Results
+from deconvlint.version import __version__
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://distill.pub/2016/deconv-checkerboard/"
@@ -192,7 +192,7 @@ def _rule(doc: Any) -> dict[str, Any]:
     return rule
 
 
-def sarif_log(report: Report, catalogue: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def sarif_log(report: Results, catalogue: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The report as a SARIF 2.1.0 log (a dict ready for ``json.dumps``)."""
     if catalogue is None:
         from deconvlint.rules.catalogue import load_catalogue
@@ -250,16 +250,16 @@ def _dumps(log: dict[str, Any]) -> str:
     return json.dumps(plain(log), indent=2, allow_nan=False) + "\n"
 
 
-def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
+def format_report(report: Results, style: Style = DEFAULT_STYLE) -> str:
     """The report as a SARIF log (the summary is implied by the results)."""
     return _dumps(sarif_log(report))
 
 
-def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
+def format_statistics(report: Results, style: Style = DEFAULT_STYLE) -> str:
     """SARIF has no statistics view: the full log, which carries the counts."""
     return format_report(report, style)
 
 
 def format_rules(catalogue: Mapping[str, Any]) -> str:
     """``--list-rules`` as a SARIF log with the rules and no results."""
-    return _dumps(sarif_log(Report(), catalogue))
+    return _dumps(sarif_log(Results(), catalogue))

@@ -30,12 +30,12 @@ from typing import Any
 from deconvlint.errors import one_line
 from deconvlint.formatters import DEFAULT_STYLE, Style, statistics
 from deconvlint.printable import printable
-from deconvlint.report import Finding, Report
+from deconvlint.results import Finding, Results
 
 PICTURE_MAX = 8  # draw one period when each of the two axes repeats within this many samples
 _AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 # metrics keys shown on their own lines; any other key is listed as "key: value" after them
-_SHOWN_METRICS = (
+SHOWN_METRICS = (
     "pattern",
     "period",
     "max_coverage",
@@ -100,8 +100,12 @@ def fmt_value(value: Any) -> str:
     return fmt_number(value)
 
 
-def _axis_patterns(pattern: Any) -> list[list[Any]] | None:
-    """The per-axis patterns as lists, or None when ``pattern`` is not a list of lists."""
+def axis_patterns(pattern: Any) -> list[list[Any]] | None:
+    """The per-axis patterns as lists, or None when ``pattern`` is not a list of lists.
+
+    >>> axis_patterns([1, 2]), axis_patterns(((1, 2), (2, 1))), axis_patterns("n/a")
+    ([[1, 2]], [[1, 2], [2, 1]], None)
+    """
     if hasattr(pattern, "tolist"):
         pattern = pattern.tolist()
     if not isinstance(pattern, (list, tuple)) or not pattern:
@@ -111,9 +115,13 @@ def _axis_patterns(pattern: Any) -> list[list[Any]] | None:
     return [list(pattern)]  # a single axis given flat
 
 
-def _pattern_line(axes: list[list[Any]], period: Any) -> str:
+def pattern_line(axes: list[list[Any]], period: Any) -> str:
     """``H [1, 2] x W [1, 2], period 2x2``; an axis listed in part (its period is longer than
-    the entries a finding lists) ends in ``...``."""
+    the entries a finding lists) ends in ``...``.
+
+    >>> pattern_line([[1, 2], [1, 2]], [2, 2])
+    'pattern: H [1, 2] x W [1, 2], period 2x2'
+    """
     names = _AXIS_NAMES.get(len(axes), tuple(f"axis{i}" for i in range(len(axes))))
     periods = [
         p for p in (period if isinstance(period, (list, tuple)) else [period]) if p is not None
@@ -141,7 +149,12 @@ def _picture(axes: list[list[Any]]) -> list[str]:
     return ["one period (H x W):"] + ["  " + " ".join(c.rjust(width) for c in r) for r in rows]
 
 
-def _coverage_line(metrics: Mapping[str, Any]) -> str | None:
+def coverage_line(metrics: Mapping[str, Any]) -> str | None:
+    """The coverage metrics a finding carries on one line, or None when it carries none.
+
+    >>> coverage_line({"max_coverage": 2, "min_coverage": 0, "ratio": None})
+    'coverage: max 2, min 0 (holes)'
+    """
     parts = []
     if "max_coverage" in metrics:
         parts.append(f"max {fmt_value(metrics['max_coverage'])}")
@@ -157,9 +170,9 @@ def _coverage_line(metrics: Mapping[str, Any]) -> str | None:
 
 def _output_line(entry: Mapping[str, Any]) -> str:
     """What reaches a graph output because of this finding (a DL004 it explains)."""
-    axes = _axis_patterns(entry.get("pattern"))
-    shown = _pattern_line(axes, entry.get("period"))[len("pattern: ") :] if axes else "n/a"
-    coverage = (_coverage_line(entry) or "")[len("coverage: ") :]
+    axes = axis_patterns(entry.get("pattern"))
+    shown = pattern_line(axes, entry.get("period"))[len("pattern: ") :] if axes else "n/a"
+    coverage = (coverage_line(entry) or "")[len("coverage: ") :]
     return f"at output '{fmt_value(entry.get('output'))}': {shown}; {coverage}"
 
 
@@ -173,16 +186,16 @@ def finding_details(finding: Finding) -> list[str]:
         lines.append(f"chain: {chain}")
     if metrics.get("output") is not None:
         lines.append(f"output: {fmt_value(metrics['output'])}")
-    axes = _axis_patterns(metrics.get("pattern"))
+    axes = axis_patterns(metrics.get("pattern"))
     if axes is not None:
-        lines.append(_pattern_line(axes, metrics.get("period")))
+        lines.append(pattern_line(axes, metrics.get("period")))
     elif metrics.get("period") is not None:
         lines.append(f"period: {fmt_value(metrics['period'])}")
-    coverage = _coverage_line(metrics)
+    coverage = coverage_line(metrics)
     if coverage:
         lines.append(coverage)
     lines += [
-        f"{key}: {fmt_value(value)}" for key, value in metrics.items() if key not in _SHOWN_METRICS
+        f"{key}: {fmt_value(value)}" for key, value in metrics.items() if key not in SHOWN_METRICS
     ]
     if axes is not None:
         lines += _picture(axes)
@@ -229,11 +242,11 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count} {many or word + 's'}"
 
 
-def format_summary(report: Report) -> str:
+def format_summary(report: Results) -> str:
     """``Found 3 findings (2 warnings, 1 info) in 2 files.`` or ``All checks passed (2 files).``
 
-    >>> from deconvlint.report import FileResult
-    >>> format_summary(Report([FileResult("a.onnx"), FileResult("b.onnx", error="truncated")]))
+    >>> from deconvlint.results import FileResult
+    >>> format_summary(Results([FileResult("a.onnx"), FileResult("b.onnx", error="truncated")]))
     'No findings in 1 file; 1 file could not be analysed.'
     """
     summary = report.summary()
@@ -254,7 +267,7 @@ def format_summary(report: Report) -> str:
     return f"No input could be analysed ({plural(summary['errors'], 'error')})."
 
 
-def format_report(report: Report, style: Style = DEFAULT_STYLE) -> str:
+def format_report(report: Results, style: Style = DEFAULT_STYLE) -> str:
     """Every finding, a blank line between them, then the summary line."""
     blocks = [format_finding(r.path, f, style.color) for r in report.results for f in r.findings]
     notes = [format_note(r.path, note) for r in report.results for note in r.notes]
@@ -272,13 +285,13 @@ def _severity_label(by_severity: Mapping[str, int]) -> str:
     return "[" + ", ".join(plural(n, s) for s, n in by_severity.items()) + "]"
 
 
-def format_statistics(report: Report, style: Style = DEFAULT_STYLE) -> str:
+def format_statistics(report: Results, style: Style = DEFAULT_STYLE) -> str:
     """One line per rule, as ruff's ``--statistics``: count, rule id, severity, name.
 
-    >>> from deconvlint.report import FileResult
+    >>> from deconvlint.results import FileResult
     >>> f = Finding("DL001", "uneven-overlap", "warning", "up1", "ConvTranspose", "uneven")
     >>> g = Finding("DL001", "uneven-overlap", "info", "up2", "ConvTranspose", "compensated")
-    >>> format_statistics(Report([FileResult("m.onnx", [f, f, g])]), Style(summary=False))
+    >>> format_statistics(Results([FileResult("m.onnx", [f, f, g])]), Style(summary=False))
     '3\\tDL001\\t[2 warnings, 1 info]\\tuneven-overlap\\n'
     """
     rows = statistics(report)

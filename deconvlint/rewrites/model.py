@@ -9,11 +9,11 @@ gives the same output shapes, and a check of the result names none of the replac
 layer the strategy cannot replace with the same output shape is left alone, with the reason, in
 ``changes`` and as a warning; the model never changes shape silently.
 
->>> import torch, deconvlint  # doctest: +SKIP
->>> up = torch.nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)  # doctest: +SKIP
->>> model, x = torch.nn.Sequential(up), torch.randn(1, 8, 16, 16)  # doctest: +SKIP
->>> fixed, changes, report = deconvlint.fix(model, x)  # doctest: +SKIP
->>> changes[0].after  # doctest: +SKIP
+>>> import torch, deconvlint
+>>> up = torch.nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
+>>> model, x = torch.nn.Sequential(up), torch.randn(1, 8, 16, 16)
+>>> fixed, changes, report = deconvlint.fix(model, x)
+>>> changes[0].after
 'nn.ConvTranspose2d(8, 4, kernel_size=4, stride=2, padding=1)'
 """
 
@@ -116,7 +116,20 @@ def fix(
     Returns ``FixResult(model, changes, report)``; ``model`` is untouched.  Raises
     ``FixError`` when the result fails its own verification (a bug: please report it).
 
-    >>> fixed, changes, report = fix(Generator(), torch.randn(1, 100, 1, 1))  # doctest: +SKIP
+    >>> generator = nn.Sequential(
+    ...     nn.ConvTranspose2d(100, 16, 4),
+    ...     nn.ReLU(),
+    ...     nn.ConvTranspose2d(16, 3, 3, stride=2, padding=1, output_padding=1),
+    ... )
+    >>> fixed, changes, report = fix(generator, torch.randn(1, 100, 1, 1), "resize-conv")
+    >>> print(changes[0])
+    2: nn.ConvTranspose2d(16, 3, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1)) ->
+        nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(16, 3, kernel_size=3, padding=1),
+        )
+    >>> fixed(torch.randn(1, 100, 1, 1)).shape == generator(torch.randn(1, 100, 1, 1)).shape
+    True
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")

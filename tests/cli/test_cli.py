@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import REPO, cli_env, run_cli
+
 EXAMPLES = REPO / "examples"
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -67,13 +68,6 @@ HOLES = "chain: ConvTranspose2d(k=1, s=2, op=1, name='up')"
 CLEAN = "chain: ConvTranspose2d(k=4, s=2, p=1, name='up')"
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(extra)
-    return env
-
-
 def run_fake(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
     """``deconvlint ARGS`` with the stand-in front end."""
     return subprocess.run(
@@ -81,21 +75,14 @@ def run_fake(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Comp
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=_env(**env),
+        env=cli_env(**env),
         timeout=120,
     )
 
 
 def run_real(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
     """``python -m deconvlint ARGS``, exactly as users run it."""
-    return subprocess.run(
-        [sys.executable, "-m", "deconvlint", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd or REPO,
-        env=_env(**env),
-        timeout=120,
-    )
+    return run_cli(*args, cwd=cwd or REPO, env=cli_env(**env), timeout=120)
 
 
 def model(folder: Path, name: str, chain: str) -> Path:
@@ -623,7 +610,7 @@ def test_version_and_explain_import_nothing_heavy() -> None:
         "assert not heavy, heavy"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=REPO
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=REPO
     )
     assert proc.returncode == 0, proc.stderr
 
@@ -636,7 +623,7 @@ def _run_in_terminal(args: list[str], cwd: Path, **env: str) -> str:
         cwd=cwd,
         stdout=follower,
         stderr=subprocess.DEVNULL,
-        env=_env(**env),
+        env=cli_env(**env),
     )
     os.close(follower)
     chunks = []
@@ -668,7 +655,7 @@ def test_examples_are_deterministic_and_small(tmp: Path) -> None:
         [sys.executable, str(EXAMPLES / "make_examples.py"), str(tmp)],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=cli_env(),
     )
     assert proc.returncode == 0, proc.stderr
     names = sorted(p.name for p in tmp.glob("*.onnx"))
@@ -754,23 +741,16 @@ def test_checking_onnx_imports_neither_torch_nor_onnx() -> None:
         "assert 'onnx' not in sys.modules, 'onnx was imported'; raise SystemExit(code)"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=REPO
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=REPO
     )
     assert proc.returncode == 1 and "Error" not in proc.stderr, proc.stderr
-    timed = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-m",
-            "deconvlint",
-            "-q",
-            "examples/cyclegan_decoder.onnx",
-        ],
-        capture_output=True,
-        text=True,
-        env=_env(),
+    timed = run_cli(
+        "-q",
+        "examples/cyclegan_decoder.onnx",
+        python_options=("-X", "importtime"),
+        env=cli_env(),
         cwd=REPO,
+        timeout=None,
     )
     imported = [
         line.rsplit("|", 1)[1].strip()

@@ -15,22 +15,13 @@ import deconvlint
 from deconvlint import __version__
 from deconvlint.cli.parallel import Progress
 from deconvlint.errors import LoadError
+from tests.support.cli import REPO, cli_env, run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 CYCLEGAN = "examples/cyclegan_decoder.onnx"
 
 
 def run(*args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    environ.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "deconvlint", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=300,
-    )
+    return run_cli(*args, cwd=cwd, env=cli_env(repo_on_path=False, **env))
 
 
 def test_ruff_spellings_are_aliases(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import REPO, cli_env, run_cli
 
 needs_torch = pytest.mark.skipif(
     importlib.util.find_spec("torch") is None,
@@ -84,24 +84,10 @@ torch.save(model.state_dict(), "gen_weights.pt")
 """
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(extra)
-    return env
-
-
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``deconvlint ARGS`` in ``cwd``, without Python's own current-folder entry on sys.path."""
     safe_path = ["-P"] if sys.version_info >= (3, 11) else []
-    return subprocess.run(
-        [sys.executable, *safe_path, "-m", "deconvlint", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=_env(),
-        timeout=180,
-    )
+    return run_cli(*args, cwd=cwd, env=cli_env(), timeout=180, python_options=safe_path)
 
 
 def write_package(folder: Path) -> Path:
@@ -312,7 +298,7 @@ def test_onnx_and_refused_pickles_never_import_torch(project: Path, tmp_path: Pa
         "assert not heavy, heavy[:5]\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=_env()
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=cli_env()
     )
     assert proc.returncode == 0, proc.stderr
 
@@ -355,7 +341,7 @@ def test_models_hook_with_pre_commit_try_repo(tmp_path: Path) -> None:
     script = bin_dir / "deconvlint"
     script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m deconvlint "$@"\n')
     script.chmod(0o755)
-    env = _env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    env = cli_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     env["PRE_COMMIT_HOME"] = str(tmp_path / "pre-commit-cache")
 
     for kernel_size, expected in ((3, 1), (4, 0)):

@@ -5,17 +5,15 @@ command line are always checked."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from deconvlint.cli.discovery import DEFAULT_EXCLUDE, Exclusion, collect_targets, models_below
+from tests.support.cli import REPO, cli_env, run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 CLEAN = REPO / "examples" / "clean_decoder.onnx"
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -83,15 +81,7 @@ def test_exclude_replaces_the_defaults_and_named_files_are_always_checked(tmp_pa
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    return subprocess.run(
-        [sys.executable, "-m", "deconvlint", "--statistics", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    return run_cli("--statistics", *args, cwd=cwd, env=cli_env(repo_on_path=False))
 
 
 @needs_git
@@ -123,13 +113,7 @@ def test_configuration_keys_and_flags(tmp_path: Path) -> None:
 def test_this_repository_leaves_its_tests_out() -> None:
     """`deconvlint` in this repository: its configuration leaves tests/ (deliberately bad
     models and sources) out, and git leaves out what it ignores."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "deconvlint", "--format", "json"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_cli("--format", "json", cwd=REPO, timeout=600)
     assert proc.returncode in (0, 1), proc.stderr
     paths = [r["path"] for r in json.loads(proc.stdout)["results"]]
     assert paths and not [p for p in paths if p.startswith(("tests/", "build/", ".venv/"))]

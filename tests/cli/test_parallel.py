@@ -17,20 +17,12 @@ import pytest
 from deconvlint.cli.parallel import Progress, check_in_order, wants_progress
 from deconvlint.frontends.target import ModelSpec
 from deconvlint.report import FileResult
+from tests.support.cli import REPO, run_cli
 from tests.support.onnx_factory import write_many_models
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def deconvlint(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "deconvlint", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        timeout=600,
-    )
+    return run_cli(*args, cwd=cwd, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
 
 
 @pytest.fixture(scope="module")

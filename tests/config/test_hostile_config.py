@@ -5,13 +5,12 @@ Also: the JSON and SARIF reports are byte-identical from run to run and with any
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import REPO, run_cli
+
 CLEAN = REPO / "examples" / "clean_decoder.onnx"
 
 
@@ -62,13 +61,7 @@ def test_hostile_config_is_one_line(tmp_path: Path, filename: str, text, needle:
         config.write_bytes(text)
     else:
         config.write_text(text)
-    proc = subprocess.run(
-        [sys.executable, "-m", "deconvlint", str(CLEAN)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli(str(CLEAN), cwd=tmp_path, timeout=60)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith(filename) and needle in line, line
@@ -82,15 +75,11 @@ def test_output_is_byte_identical_from_run_to_run_and_with_any_jobs(
     """Same inputs, same bytes, whatever the hash seed and the job count: the examples and an
     unreadable file, torch-free each time."""
     (tmp_path / "broken.onnx").write_bytes(b"\x08\x08\x3a\xff")
-    args = [sys.executable, "-m", "deconvlint", "--format", fmt, str(REPO / "examples"),
-            str(tmp_path / "broken.onnx")]  # fmt: skip
+    args = ["--format", fmt, str(REPO / "examples"), str(tmp_path / "broken.onnx")]
     outputs = set()
     for seed, jobs in (("0", "1"), ("1", "2"), ("random", "1"), ("random", "2")):
-        proc = subprocess.run(
-            [*args, "-j", jobs],
-            capture_output=True,
-            timeout=120,
-            env={"PYTHONHASHSEED": seed, "PATH": ""},
+        proc = run_cli(
+            *args, "-j", jobs, text=False, timeout=120, env={"PYTHONHASHSEED": seed, "PATH": ""}
         )
         assert proc.returncode == 2, proc.stderr
         outputs.add(proc.stdout)

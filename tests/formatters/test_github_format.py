@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from deconvlint.formatters import Style, github
 from deconvlint.report import FileResult, Finding, Report, Suggestion
+from tests.support.cli import REPO, run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 COMMAND = re.compile(r"^::(?P<name>\w+)(?: (?P<props>[^:]*))?::(?P<message>.*)$")
 
 
@@ -118,13 +115,8 @@ def test_errors_are_annotations_and_summary_is_last() -> None:
 
 
 def test_cli_on_the_examples() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "deconvlint", "examples", "--format", "github"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        timeout=300,
+    proc = run_cli(
+        "examples", "--format", "github", cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO))
     )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()

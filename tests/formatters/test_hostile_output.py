@@ -11,16 +11,15 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from deconvlint.cli.parallel import Progress
 from deconvlint.core.chainspec import parse_chain
+from tests.support.cli import REPO, run_cli
 from tests.support.onnx_factory import model_from_chain
 
-REPO = Path(__file__).resolve().parents[2]
 FORGED = "::error file=evil.py,line=1::forged"
 #: A node name carrying a workflow command after a line break, an ESC sequence, bidi controls,
 #: C1 and DEL controls, a line separator and a NEL.
@@ -43,12 +42,8 @@ def _uneven_chain(names: tuple[str, str]) -> bytes:
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "deconvlint", *args],
-        capture_output=True,
-        cwd=cwd,
-        env=dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1"),
-        timeout=300,
+    return run_cli(
+        *args, cwd=cwd, env=dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1"), text=False
     )
 
 

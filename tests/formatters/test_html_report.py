@@ -7,28 +7,22 @@ import os
 import re
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from deconvlint.formatters import html
 from deconvlint.report import FileResult, Finding, Report, Suggestion
+from tests.support.cli import REPO, run_cli
 from tests.support.external_tools import needs_chromium
 
-REPO = Path(__file__).resolve().parents[2]
 #: Where the browser test leaves its screenshot, for people to look at.
 SCREENSHOT_DIR = os.environ.get("DECONVLINT_SCREENSHOT_DIR")
 
 
 def report_of_examples(path: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "deconvlint", *extra, "--report", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        timeout=300,
+    return run_cli(
+        *extra, "--report", str(path), cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO))
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,21 +13,12 @@ import pytest
 from deconvlint.formatters import sarif
 from deconvlint.report import FileResult, Finding, Report, Suggestion
 from deconvlint.rules.catalogue import load_catalogue
+from tests.support.cli import REPO, run_cli
 from tests.support.external_tools import needs_sarif_multitool, validate_sarif
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def deconvlint(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", "deconvlint", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
+    return run_cli(*args, cwd=cwd, env=dict(os.environ, PYTHONPATH=str(REPO)))
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from deconvlint.engine import RunOptions, check_target
 from deconvlint.errors import LoadError
 from deconvlint.frontends.load import as_input_tuple, is_file, load, runs_torch
 from deconvlint.frontends.target import ModelSpec
+from tests.support.cli import REPO
 from tests.support.onnx_factory import model_from_chain, save
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "cyclegan_decoder.onnx"
 
 

@@ -17,9 +17,7 @@ from deconvlint.cli.discovery import collect_targets
 from deconvlint.config.lines import parse_yaml, toml_lines
 from deconvlint.frontends.sniff import FileFormat, sniff
 from deconvlint.frontends.target import is_module_target, parse_input_shape, shapes_from_config
-
-REPO = Path(__file__).resolve().parents[2]
-
+from tests.support.cli import REPO
 
 # --- names and shapes ----------------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ from tests.support.onnx_factory import make_model, save, tensor, value_info
 
 pytest.importorskip("onnxruntime")
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import REPO
+
 C, SIZE = 4, 16
 
 

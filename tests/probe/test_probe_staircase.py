@@ -9,8 +9,6 @@ CycleGAN decoder (k3 s2) still fails.  Real ONNX models run by onnxruntime, and 
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -26,7 +24,8 @@ from tests.support.onnx_factory import make_model, tensor, value_info
 
 pytest.importorskip("onnxruntime")
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import REPO, run_cli
+
 CHANNELS = (16, 8, 4)
 
 
@@ -146,10 +145,7 @@ def test_the_staircase_of_a_smooth_field_is_not_measured():
 
 def test_cli_examples_clean_decoder_passes_and_cyclegan_fails():
     def run(name: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "deconvlint", "--probe", "--select", "DL009", f"examples/{name}"],
-            capture_output=True, text=True, cwd=REPO, timeout=300,
-        )  # fmt: skip
+        return run_cli("--probe", "--select", "DL009", f"examples/{name}", cwd=REPO)
 
     clean = run("clean_decoder.onnx")
     assert clean.returncode == 0, clean.stdout + clean.stderr

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 import deconvlint
+from tests.support.cli import REPO, run_cli
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
-
-REPO = Path(__file__).resolve().parents[2]
 
 MODELS = textwrap.dedent(
     """
@@ -84,14 +82,7 @@ def test_probe_on_a_module_needs_example_inputs():
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "deconvlint", *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
-    )
+    return run_cli(*args, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
 
 
 @pytest.mark.slow

@@ -8,15 +8,14 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from deconvlint.config.settings import Settings
 from deconvlint.source import check_file
+from tests.support.cli import REPO, run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 CALL = b"nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1)"
 FIXED_CALL = b"nn.ConvTranspose2d(8, 4, 4, stride=2, padding=2, output_padding=1)"
 
@@ -83,14 +82,8 @@ def test_an_encoding_that_cannot_keep_the_other_bytes_is_not_written(tmp_path: P
 
 
 def _run(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "deconvlint", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1"),
-        timeout=300,
-        **kwargs,
+    return run_cli(
+        *args, cwd=cwd, env=dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1"), **kwargs
     )
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import REPO, cli_env, run_cli
+
 EXAMPLES = REPO / "examples"
 
 # The CycleGAN generator's style: layers appended to a list in a loop, then nn.Sequential(*model).
@@ -107,21 +108,8 @@ BAD = "import torch.nn as nn\nup = nn.ConvTranspose2d(8, 4, 3, stride=2, padding
 GOOD = "import torch.nn as nn\nup = nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1)\n"
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "deconvlint", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-    )
+    return run_cli(*args, cwd=cwd, env=cli_env())
 
 
 def test_python_file_findings_carry_line_and_column(tmp_path: Path) -> None:
@@ -177,7 +165,7 @@ def test_checking_source_imports_neither_torch_nor_the_code(tmp_path: Path) -> N
         "assert 'torch' not in sys.modules, 'torch was imported'; raise SystemExit(code)"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=_env()
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=cli_env()
     )
     assert proc.returncode == 1, proc.stderr
     assert not marker.exists()
@@ -191,7 +179,7 @@ def test_checking_onnx_loads_no_source_mode(tmp_path: Path) -> None:
         "assert not bad, bad; raise SystemExit(code)"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=_env()
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=cli_env()
     )
     assert proc.returncode == 1, proc.stderr
 
@@ -374,7 +362,7 @@ def test_the_program_exits_without_teardown_but_with_its_exit_functions(tmp_path
         "raise SystemExit(code)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=_env()
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=cli_env()
     )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.splitlines() == ["atexit ran"]
@@ -396,6 +384,6 @@ def test_run_by_another_program_the_cli_returns_to_it(tmp_path: Path) -> None:
         "    print('returned', exc.code, file=sys.stderr)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=_env()
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, env=cli_env()
     )
     assert (proc.returncode, proc.stderr.splitlines()[-1:]) == (0, ["returned 1"]), proc.stderr

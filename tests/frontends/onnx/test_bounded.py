@@ -14,7 +14,6 @@ import json
 import math
 import resource
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,8 @@ from deconvlint.formatters import html
 from deconvlint.formatters.plot import MAX_CELLS, finding_grid
 from deconvlint.report import Finding
 from deconvlint.rules.registry import run_rules
+from tests.support.cli import REPO, run_cli
 
-REPO = Path(__file__).resolve().parents[3]
 MEMORY_CAP = 1536 * 2**20  # address space, not RSS: numpy and onnx map more than they touch
 #: No finding may print more than this (text, JSON or HTML), whatever its period.
 FINDING_BYTES = 64_000
@@ -58,15 +57,8 @@ def _capped() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "deconvlint", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        preexec_fn=_capped,
-    )
+def run_capped(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run_cli(*args, cwd=cwd, preexec_fn=_capped)
 
 
 def _save(model: onnx.ModelProto, folder: Path, name: str) -> str:
@@ -96,7 +88,7 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
         "ct1d_k1024_s1_x110": bench.stride1_chain(110),
     }
     paths = {name: _save(model, folder, name) for name, model in rows.items()}
-    proc = run_cli("--format", "json", *paths.values(), cwd=folder)
+    proc = run_capped("--format", "json", *paths.values(), cwd=folder)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr == "", proc.stderr  # no error line, no numpy warning
     results = {r["path"]: r for r in json.loads(proc.stdout)["results"]}
@@ -185,7 +177,7 @@ def test_a_hundred_and_ten_stride_one_layers_stay_finite(table: dict) -> None:
 @pytest.mark.parametrize("stride", [4096, 65536])
 def test_html_heatmap_of_a_huge_period_is_clipped(tmp_path: Path, stride: int) -> None:
     path = _save(bench.conv_transpose_chain(1, k=3, s=stride, p=0), tmp_path, f"s{stride}")
-    proc = run_cli("--format", "html", path, cwd=tmp_path)
+    proc = run_capped("--format", "html", path, cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr == "", proc.stderr
     assert "<svg" in proc.stdout and "the first cells of a longer period" in proc.stdout
     assert len(proc.stdout) < 20 * FINDING_BYTES  # 1.2 GB / MemoryError before

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from deconvlint.engine import check_path
+from tests.support.cli import run_cli
 from tests.support.onnx_factory import make_model, tensor, value_info
 
 #: Address space the CLI may use on the whole hostile set (it needs ~300 MB).
@@ -214,13 +213,7 @@ def _capped() -> None:
 
 def test_cli_on_every_hostile_file_with_capped_memory_and_time(hostile_folder: Path) -> None:
     paths = sorted(str(p) for p in hostile_folder.glob("*.onnx"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "deconvlint", "--format", "json", *paths],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=_capped,
-    )
+    proc = run_cli("--format", "json", *paths, timeout=120, preexec_fn=_capped)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
     results = {r["path"]: r for r in json.loads(proc.stdout)["results"]}
@@ -300,11 +293,9 @@ def _sparse_model(where: str) -> tuple[bytes, int, onnx.ModelProto]:
 
 
 def _cli_json(model: Path) -> tuple[int, str, dict[str, Any]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "deconvlint", "--format", "json", "--extend-select", "DL007",
-         str(model)],
-        capture_output=True, text=True, timeout=60, preexec_fn=_capped,
-    )  # fmt: skip
+    proc = run_cli(
+        "--format", "json", "--extend-select", "DL007", str(model), timeout=60, preexec_fn=_capped
+    )
     result = json.loads(proc.stdout)["results"][0] if proc.stdout else {}
     result.pop("path", None)
     return proc.returncode, proc.stderr, result

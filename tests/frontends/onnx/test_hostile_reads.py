@@ -18,9 +18,9 @@ from onnx import TensorProto, helper
 from deconvlint.cli.parallel import check_in_order
 from deconvlint.frontends.target import ModelSpec
 from deconvlint.report import FileResult
+from tests.support.cli import REPO, run_cli
 from tests.support.onnx_factory import make_model, tensor, value_info
 
-REPO = Path(__file__).resolve().parents[3]
 #: Prints every path the checker opens below a folder, then runs the command line.
 WATCH_OPENS = """
 import os, sys
@@ -45,14 +45,7 @@ def _env() -> dict[str, str]:
 def deconvlint(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     """The command line, as a subprocess; a run that hangs fails the test after ``timeout``."""
     try:
-        return subprocess.run(
-            [sys.executable, "-m", "deconvlint", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=_env(),
-        )
+        return run_cli(*args, cwd=cwd, timeout=timeout, env=_env())
     except subprocess.TimeoutExpired:
         pytest.fail(f"deconvlint {' '.join(args)} hung for {timeout} s")
 

@@ -29,9 +29,8 @@ from deconvlint.frontends.onnx import skim as onnx_skim
 from deconvlint.frontends.onnx import tensors as onnx_tensors
 from deconvlint.frontends.onnx.reader import graph_from_model, load_graph
 from tests.support import onnx_factory
+from tests.support.cli import REPO
 from tests.support.onnx_factory import model_from_chain, run, save
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def assert_same_geometry(chain: list[Node], graph: Graph) -> None:

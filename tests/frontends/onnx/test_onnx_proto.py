@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from deconvlint.frontends.onnx.proto import _DTYPES, attribute_value, np_dtype, to_array
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support.cli import REPO
 
 
 def outcome(fn, *args):
@@ -133,8 +132,8 @@ def test_a_small_static_model_is_checked_without_importing_onnx() -> None:
         "print('onnx' in sys.modules, 'ml_dtypes' in sys.modules, code, file=sys.stderr)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO
     )
     assert proc.stderr.splitlines()[-1] == "False False 1", proc.stderr
-    golden = (ROOT / "tests" / "golden" / "cyclegan_decoder.txt").read_text()
+    golden = (REPO / "tests" / "golden" / "cyclegan_decoder.txt").read_text()
     assert proc.stdout.splitlines()[:3] == golden.splitlines()[:3]

@@ -22,9 +22,9 @@ from deconvlint.frontends.onnx.skim import (
     skim_bytes,
 )
 from tests.conftest import canonical
+from tests.support.cli import REPO
 from tests.support.onnx_factory import make_model, save, tensor, value_info
 
-ROOT = Path(__file__).resolve().parents[3]
 NOT_ONNX = "not an ONNX model (the file does not parse as one; truncated or another format?)"
 
 
@@ -64,7 +64,7 @@ def both(path: Path) -> tuple[object, object]:
     return outcome(True), outcome(False)
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.onnx")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((REPO / "examples").glob("*.onnx")), ids=lambda p: p.name)
 def test_examples_read_the_same_both_ways(path: Path) -> None:
     skimmed, full = both(path)
     assert skimmed == full
@@ -220,7 +220,7 @@ def test_corrupt_packed_data_is_refused_like_the_full_parser(
 def _files_to_frame(tmp_path: Path) -> list[Path]:
     from tests.frontends.onnx.test_hostile_onnx import nested_ifs
 
-    paths = sorted((ROOT / "examples").glob("*.onnx"))
+    paths = sorted((REPO / "examples").glob("*.onnx"))
     paths.append(save(depthwise_blur_model(8), tmp_path / "blur.onnx"))
     for depth in (3, 40, 120):  # 120: deeper than protobuf (and the framing) will go
         paths.append(tmp_path / f"ifs{depth}.onnx")

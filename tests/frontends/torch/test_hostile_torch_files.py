@@ -22,7 +22,8 @@ import pytest
 
 from deconvlint.frontends import sniff as sniffing
 from deconvlint.frontends.sniff import FileFormat, sniff
-from tests.cli.test_cli_torch import _env, error_lines, headers, run
+from tests.cli.test_cli_torch import error_lines, headers, run
+from tests.support.cli import REPO, cli_env, run_cli
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -423,26 +424,26 @@ def test_a_zip_bomb_is_sniffed_in_bounded_memory_and_costs_only_its_own_result(
     import resource
     import shutil
 
-    repo = Path(__file__).resolve().parents[3]
     # 3 GiB of pickle opcodes inflated from 3 MB on disk
     _deflate_bomb(
         tmp_path / "model.bin", "archive/data.pkl", b"\x80\x02", b"N" * (1 << 20), 3 << 10, b"."
     )
-    shutil.copy(repo / "examples" / "cyclegan_decoder.onnx", tmp_path / "good.onnx")
+    shutil.copy(REPO / "examples" / "cyclegan_decoder.onnx", tmp_path / "good.onnx")
     cap = 3 << 30  # less than the member inflates to
 
     def capped() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     for jobs in ("1", "2"):
-        proc = subprocess.run(
-            [sys.executable, "-m", "deconvlint", "-j", jobs, "-q", "model.bin", "good.onnx"],
+        proc = run_cli(
+            "-j",
+            jobs,
+            "-q",
+            "model.bin",
+            "good.onnx",
             cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
             preexec_fn=capped,
-            env=_env(),
+            env=cli_env(),
         )
         (line,) = error_lines(proc)
         assert line.startswith("model.bin: error: a pickled Python object"), line
