@@ -57,8 +57,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Iterable[p
         return collected
     if PACKAGE not in file_path.resolve().parents:
         return collected
-    others = [c for c in collected or () if not isinstance(c, DoctestModule)]
-    return [*others, PackageDoctests.from_parent(parent, path=file_path)]
+    # the package's modules hold examples, no tests: a module named on the command line is not
+    # also imported as a test module (which would fail where an extra is missing)
+    return [PackageDoctests.from_parent(parent, path=file_path)]
 
 
 @pytest.fixture(autouse=True)
