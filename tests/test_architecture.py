@@ -7,10 +7,7 @@
   ``x._y`` where ``x`` is a deconvlint module imported under that name.  A name another module
   needs is public and lives where both can reach it.
 
-KNOWN_CYCLES and KNOWN_PRIVATE list what the package refactor (issue 18) has not removed yet.
-The test asserts that what it finds EQUALS them: a new circle or private import fails, and so does
-a listed one that is gone (take it off the list).  Both lists must end empty; the refactor's last
-step empties them and they stay empty.
+The package refactor (issue 18) removed the last of them; there is no list of exceptions.
 
 That checking an ONNX file never imports torch is tested by running the CLI
 (tests/cli/test_cli.py::test_onnx_check_never_imports_torch_or_onnx); it is not repeated here.
@@ -25,10 +22,6 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "deconvlint"
-
-KNOWN_CYCLES: set[tuple[str, ...]] = set()
-
-KNOWN_PRIVATE: set[tuple[str, str]] = set()
 
 
 def modules(package: Path) -> dict[str, tuple[Path, bool]]:
@@ -160,20 +153,14 @@ def _listing(items: Iterable[tuple[str, ...]]) -> str:
     return "\n".join(f"  {item}" for item in sorted(items)) or "  (none)"
 
 
-def test_no_new_import_circles_and_the_known_ones_are_listed() -> None:
+def test_no_import_circles() -> None:
     found = cycles(scan(PACKAGE)[0])
-    assert found == KNOWN_CYCLES, (
-        f"new import circles:\n{_listing(found - KNOWN_CYCLES)}\n"
-        f"listed in KNOWN_CYCLES but gone (take them off):\n{_listing(KNOWN_CYCLES - found)}"
-    )
+    assert not found, f"import circles:\n{_listing(found)}"
 
 
-def test_no_new_private_imports_and_the_known_ones_are_listed() -> None:
+def test_no_module_takes_another_modules_private_name() -> None:
     found = scan(PACKAGE)[1]
-    assert found == KNOWN_PRIVATE, (
-        f"new imports of another module's _private name:\n{_listing(found - KNOWN_PRIVATE)}\n"
-        f"listed in KNOWN_PRIVATE but gone (take them off):\n{_listing(KNOWN_PRIVATE - found)}"
-    )
+    assert not found, f"imports of another module's _private name:\n{_listing(found)}"
 
 
 # --- the scan itself, on small packages written for it ------------------------------------------
