@@ -21,7 +21,7 @@ def _forget_the_working_folder() -> None:
     """``python -m deconvlint`` put the working folder first on ``sys.path``: a repository's own
     ``numpy.py`` or ``yaml.py`` would then be imported by deconvlint itself.  Take it away
     before anything else is imported; only a ``package.module:attribute`` target's import sees
-    that folder (:func:`deconvlint.frontends.target.import_target`).  While ``-m`` looks for the
+    that folder (:func:`deconvlint.frontends.torch.build.import_target`).  While ``-m`` looks for the
     module, ``sys.argv[0]`` is ``"-m"``."""
     started_by_m = _sys.argv[:1] == ["-m"] and not getattr(_sys.flags, "safe_path", False)
     if started_by_m and _sys.path[:1] in ([""], [_os.getcwd()]):

@@ -130,7 +130,7 @@ def _torch_front_end() -> Any:
 
 def _load_spec(spec: ModelSpec, trust_pickle: bool, timeout: float | None) -> Loaded:
     if not is_file(spec):
-        from deconvlint.frontends.target import load_module_target
+        from deconvlint.frontends.torch.build import load_module_target
 
         graph, reader, module = load_module_target(spec, timeout)
         return Loaded(graph, reader, spec.target, module, None, spec.input_shapes)
@@ -149,7 +149,7 @@ def _load_spec(spec: ModelSpec, trust_pickle: bool, timeout: float | None) -> Lo
 def _torch_file_graph(
     spec: ModelSpec, kind: FileFormat, trust_pickle: bool, timeout: float | None
 ) -> tuple[Graph, str]:
-    from deconvlint.frontends import target as torch_files
+    from deconvlint.frontends.torch import build as torch_files
 
     path = spec.target
     if kind is FileFormat.OTHER_ZIP:

@@ -171,7 +171,7 @@ def test_torch_formats(torch_files: dict[str, Path], name: str, expected: FileFo
 
 def test_scope_names_follow_the_module_tree() -> None:
     onnx = pytest.importorskip("onnx")
-    from deconvlint.frontends.target import _scope_names
+    from deconvlint.frontends.torch.build import _scope_names
 
     names = ["/decoder/0/up/ConvTranspose", "/decoder/0/Constant", "/decoder/0/Add", "/Tanh"]
     nodes = [onnx.helper.make_node("Relu", ["x"], ["y"], name=n) for n in names]
