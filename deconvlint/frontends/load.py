@@ -17,8 +17,6 @@ object is recognised as a ``ModelProto`` or a module only when onnx or torch is 
 Traceback (most recent call last):
   ...
 TypeError: deconvlint.check expects a torch.nn.Module, ... or the path of an ONNX file, not int
->>> as_input_tuple([1, 2]), as_input_tuple(None)
-((1, 2), None)
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from deconvlint.errors import LoadError, one_line
 from deconvlint.frontends.sniff import FileFormat, file_format
-from deconvlint.frontends.target import ModelSpec, is_module_target
+from deconvlint.frontends.target import ModelSpec, as_input_tuple, is_module_target
 
 if TYPE_CHECKING:
     from deconvlint.core.ir import Graph
@@ -51,16 +49,6 @@ class Loaded:
     def probe_shapes(self) -> tuple[tuple[int, ...], ...]:
         """The input shapes the probe feeds: the target's, else those of the example inputs."""
         return self.input_shapes or tuple(tuple(x.shape) for x in self.example_inputs or ())
-
-
-def as_input_tuple(example_inputs: Any) -> tuple[Any, ...] | None:
-    """Example inputs as the torch front end takes them: ``None``, or a tuple (a list becomes
-    one; a single tensor, a tuple of one)."""
-    if example_inputs is None or isinstance(example_inputs, tuple):
-        return example_inputs
-    if isinstance(example_inputs, list):
-        return tuple(example_inputs)
-    return (example_inputs,)
 
 
 def load(

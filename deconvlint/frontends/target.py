@@ -11,6 +11,8 @@ imports, builds and reads the torch ones.
 (1, 3, 64, 64)
 >>> shapes_from_config([[1, 3, 8, 8], [1, 10]])
 ((1, 3, 8, 8), (1, 10))
+>>> as_input_tuple([1, 2]), as_input_tuple(None)
+((1, 2), None)
 """
 
 from __future__ import annotations
@@ -18,10 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 _IDENTIFIERS = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 MODULE_TARGET = re.compile(rf"{_IDENTIFIERS}:{_IDENTIFIERS}")
@@ -71,3 +70,13 @@ def shapes_from_config(value: Any) -> tuple[tuple[int, ...], ...]:
         "expected a list of positive integers like [1, 3, 256, 256], or a list of such lists "
         f"for several inputs, got {value!r}"
     )
+
+
+def as_input_tuple(example_inputs: Any) -> tuple[Any, ...] | None:
+    """Example inputs as the torch front end takes them: ``None``, or a tuple (a list becomes
+    one; a single tensor, a tuple of one)."""
+    if example_inputs is None or isinstance(example_inputs, tuple):
+        return example_inputs
+    if isinstance(example_inputs, list):
+        return tuple(example_inputs)
+    return (example_inputs,)

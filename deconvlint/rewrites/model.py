@@ -35,7 +35,8 @@ from deconvlint.config.settings import Settings
 from deconvlint.core.ir import Graph, Node
 from deconvlint.engine import check_graph
 from deconvlint.errors import FixError
-from deconvlint.frontends.load import as_input_tuple, load
+from deconvlint.frontends.load import load
+from deconvlint.frontends.target import as_input_tuple
 from deconvlint.report import FileResult, Finding, Report, severity_rank
 from deconvlint.rewrites import replacements
 from deconvlint.rules.catalogue import load_catalogue, rules_where

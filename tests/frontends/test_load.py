@@ -12,8 +12,8 @@ import pytest
 from deconvlint.core.chainspec import parse_chain
 from deconvlint.engine import RunOptions, check_target
 from deconvlint.errors import LoadError
-from deconvlint.frontends.load import as_input_tuple, is_file, load, runs_torch
-from deconvlint.frontends.target import ModelSpec
+from deconvlint.frontends.load import is_file, load, runs_torch
+from deconvlint.frontends.target import ModelSpec, as_input_tuple
 from tests.support.cli import REPO
 from tests.support.onnx_factory import model_from_chain, save
 

@@ -39,6 +39,7 @@ from typing import Any
 
 from deconvlint.core.ir import Graph
 from deconvlint.errors import TraceError
+from deconvlint.frontends.target import as_input_tuple
 from deconvlint.frontends.torch.spec import failure_reason
 
 __all__ = ["graph_from_exported", "load_module"]
@@ -127,14 +128,6 @@ def _walk(model: Any) -> tuple[list[tuple[Any, bool]], list[str]]:
     return flags, lazy
 
 
-def _inputs_tuple(example_inputs: Any) -> tuple[Any, ...] | None:
-    if example_inputs is None or isinstance(example_inputs, tuple):
-        return example_inputs
-    if isinstance(example_inputs, list):
-        return tuple(example_inputs)
-    return (example_inputs,)
-
-
 def _materialize(model: Any, inputs: tuple[Any, ...], run: Callable[..., Any]) -> None:
     """One forward pass sets the shapes of lazy modules (as the model's first use would)."""
     import torch
@@ -171,7 +164,7 @@ def load_module(
 
     if not isinstance(model, torch.nn.Module):
         raise TraceError(f"not a torch.nn.Module: {type(model).__name__}")
-    inputs = _inputs_tuple(example_inputs)
+    inputs = as_input_tuple(example_inputs)
     run = _runner(timeout)
     flags, lazy = _walk(model)
     if lazy:
@@ -275,7 +268,7 @@ def read_with(
     comparing readers.  Errors propagate as the reader raised them."""
     from deconvlint.frontends.torch.state import kept
 
-    inputs = _inputs_tuple(example_inputs)
+    inputs = as_input_tuple(example_inputs)
     if reader != "fx" and inputs is None:
         raise TraceError(f"{reader} needs example inputs")
     with _eval_mode(model), _one_thread(), kept(model):
