@@ -132,10 +132,9 @@ NEEDS = ("weights", "probe")
 FIXES = ("safe", "unsafe", "none")
 
 
-def _one_of(raw: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
-    value = raw[key]
+def _one_of(rule_id: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise ValueError(f"{raw['id']}: {key} is {value!r}, not one of {', '.join(allowed)}")
+        raise ValueError(f"{rule_id}: {key} is {value!r}, not one of {', '.join(allowed)}")
     return value
 
 
@@ -187,16 +186,18 @@ def _rule_doc(raw: dict[str, Any]) -> RuleDoc:
         flag=tuple(_example(e) for e in raw.get("flag", []) or []),
         clean=tuple(_example(e) for e in raw.get("clean", []) or []),
         enabled_by=raw.get("enabled_by"),
-        scope=_one_of(raw, "scope", SCOPES),
-        pattern=_one_of(raw, "pattern", PATTERNS),
-        source=_one_of(raw, "source", SOURCE_MODES),
-        needs=tuple(_one_of({"id": raw["id"], "needs": n}, "needs", NEEDS) for n in raw["needs"]),
-        fix=_one_of(raw, "fix", FIXES),
+        scope=_one_of(raw["id"], "scope", raw["scope"], SCOPES),
+        pattern=_one_of(raw["id"], "pattern", raw["pattern"], PATTERNS),
+        source=_one_of(raw["id"], "source", raw["source"], SOURCE_MODES),
+        needs=tuple(_one_of(raw["id"], "needs", n, NEEDS) for n in raw["needs"]),
+        fix=_one_of(raw["id"], "fix", raw["fix"], FIXES),
     )
 
 
+@functools.lru_cache(maxsize=32)
 def rules_where(**wanted: Any) -> tuple[str, ...]:
-    """The ids of the rules whose metadata has every ``wanted`` value (a tuple: any of them).
+    """The ids of the rules whose metadata has every ``wanted`` value (a tuple: any of them);
+    computed once per question (the folding of findings asks it for every output finding).
 
     >>> rules_where(source="single")
     ('DL001', 'DL002', 'DL005')
