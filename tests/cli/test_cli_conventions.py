@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -113,18 +112,7 @@ def test_a_closed_standard_output_is_one_error_line_unless_the_report_goes_to_a_
     error about ``isatty``; the findings have nowhere to go, so it says so, exit 2."""
 
     def closed(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "deconvlint", *args],
-            capture_output=False,
-            stdin=subprocess.DEVNULL,
-            stdout=None,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            env={**os.environ, "NO_COLOR": ""},
-            preexec_fn=lambda: os.close(1),
-            timeout=120,
-        )
+        return run_cli(*args, cwd=REPO, env=cli_env(), preexec_fn=lambda: os.close(1))
 
     proc = closed("examples/cyclegan_decoder.onnx")
     assert (proc.returncode, proc.stderr) == (
