@@ -52,6 +52,8 @@ class FileFormat(str, enum.Enum):
     HDF5 = "hdf5"  # an HDF5 file: a legacy Keras .h5 model if it has a model_config attribute
 
 
+#: The formats the Keras front end reads (without keras, tensorflow, jax or torch).
+KERAS_FORMATS = frozenset({FileFormat.KERAS, FileFormat.HDF5})
 #: The formats the torch front end reads (or refuses): checking them imports torch.
 TORCH_FORMATS = frozenset(
     {
