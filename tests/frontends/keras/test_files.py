@@ -198,3 +198,19 @@ def test_the_pre_commit_hook_takes_keras_archives_but_not_h5_files() -> None:
         True,
         False,
     ]
+
+
+def test_the_keras_example_is_deterministic_and_small(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "make_keras_example.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=cli_env(KERAS_BACKEND="torch"),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    fresh = (tmp_path / "dcgan_generator.keras").read_bytes()
+    assert len(fresh) < 200_000
+    assert fresh == (REPO / "examples" / "dcgan_generator.keras").read_bytes(), (
+        "examples/dcgan_generator.keras is stale: run python examples/make_keras_example.py"
+    )
