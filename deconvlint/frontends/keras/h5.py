@@ -51,12 +51,16 @@ class UnreadableHDF5(Exception):
     """An HDF5 file, group or dataset that is not read; ``str()`` is the one-line cause."""
 
 
+class H5pyMissing(LoadError):
+    """h5py is not installed: the message names the extra that installs it."""
+
+
 def import_h5py() -> Any:
-    """h5py, or a :class:`LoadError` naming the extra that installs it."""
+    """h5py, or :class:`H5pyMissing`."""
     try:
         import h5py
     except ImportError:
-        raise LoadError(f"h5py is not installed ({H5PY_HINT})") from None
+        raise H5pyMissing(f"h5py is not installed ({H5PY_HINT})") from None
     return h5py
 
 

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from deconvlint.errors import LoadError, one_line
 from deconvlint.files import is_regular, open_regular
-from deconvlint.frontends.keras import h5
+from deconvlint.frontends.keras import h5, worker
 from deconvlint.frontends.keras.archive import read_archive
+from deconvlint.frontends.keras.layouts import KERAS3, LEGACY, LayerPath
 from deconvlint.frontends.keras.model_json import MAX_CONFIG_BYTES, parse_model_json
-from deconvlint.frontends.keras.variables import KERAS3, LEGACY, LayerPath, LayerVariableReader
+from deconvlint.frontends.keras.variables import LayerVariableReader
 from deconvlint.frontends.sniff import KERAS_WEIGHTS_MEMBER, FileFormat, file_format, hdf5_offset
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ def read_keras_file(path: str | os.PathLike, kind: FileFormat | None = None) -> 
         return _read_h5(shown)
     config, weights = read_archive(shown)
     if weights is not None:
-        reader = LayerVariableReader(weights.open, KERAS3, config, KERAS_WEIGHTS_MEMBER)
+        source = {"path": weights.archive, "offset": weights.offset, "size": weights.size}
+        reader = LayerVariableReader(source, KERAS3, config, KERAS_WEIGHTS_MEMBER)
         return KerasFile(shown, config, reader)
     return KerasFile(shown, config, NoVariables(_no_weights_note(shown)))
 
@@ -118,43 +120,19 @@ def _read_h5(path: str) -> KerasFile:
             "not an HDF5 file (no HDF5 signature), so not a legacy Keras .h5 model; " + _KERAS_HINT
         )
     try:
-        h5.import_h5py()
-    except LoadError:
+        raw = worker.request(
+            {"op": "model_config", "source": {"path": path}, "limit": MAX_CONFIG_BYTES}
+        ).decode("utf-8", "surrogateescape")
+    except h5.H5pyMissing:
         raise LoadError(
             "an HDF5 file (a legacy Keras .h5 model?): reading it needs h5py, which is not "
             f"installed ({h5.H5PY_HINT})"
         ) from None
-    try:
-        with h5.opened(open_regular(path)) as file:
-            raw = h5.string_attribute(file, "model_config", MAX_CONFIG_BYTES)
-            if raw is None:
-                raise LoadError(_not_a_model(file))
     except h5.UnreadableHDF5 as exc:
         raise LoadError(f"cannot read the HDF5 file: {exc}") from None
-    except OSError as exc:
-        raise LoadError(f"cannot read the file: {one_line(exc.strerror or exc)}") from None
     config = parse_model_json(raw, "the model_config attribute")
-    name = os.path.basename(path)
-    reader = LayerVariableReader(lambda: open_regular(path), LEGACY, config, name)
+    reader = LayerVariableReader({"path": path}, LEGACY, config, os.path.basename(path))
     return KerasFile(path, config, reader)
-
-
-def _not_a_model(file: Any) -> str:
-    """What an HDF5 file without ``model_config`` is, and what to pass instead."""
-    if h5.child(file, "layers", "group") is not None or h5.child(file, "vars", "group"):
-        return (
-            "a Keras weights file (model.save_weights('x.weights.h5')), not a model: it has no "
-            f"model_config; {_KERAS_HINT}"
-        )
-    if h5.has_attribute(file, "layer_names"):
-        return (
-            "a legacy Keras weights file (model.save_weights to .h5), not a model: it has no "
-            f"model_config; {_KERAS_HINT}, or the .h5 that model.save writes"
-        )
-    return (
-        "an HDF5 file without a model_config attribute, so not a Keras model (data?); "
-        f"{_KERAS_HINT}, or the .h5 that model.save writes"
-    )
 
 
 def load_graph(path: str | os.PathLike, kind: FileFormat | None = None) -> Graph:

@@ -1,18 +1,10 @@
-"""A layer's variables from a Keras file's HDF5, read when a rule asks (the ``LayerVariables``
+"""A layer's variables from a Keras file, read when a rule asks (the ``LayerVariables``
 callable the graph builder takes).
 
 A layer is named by its path of layer names from the top model down (nested models included):
-``("generator", "conv2d_transpose")``.  Two layouts:
-
-- **Keras 3** (``model.weights.h5`` in a ``.keras`` archive): each layer's variables are the
-  datasets ``0``, ``1`` ... of a ``vars`` group, at ``layers/<key>/vars``, a nested model's
-  layers below it at ``layers/<key>/layers/<key>/vars``.  The key is not the layer's name but
-  its class in snake case, numbered in the model's layer order (``conv2d_transpose``,
-  ``conv2d_transpose_1``; a Sequential model leaves its ``InputLayer`` out); Keras 3.15 also
-  tags each ``vars`` group with the layer's ``name``, which is used when present.
-- **legacy** (``model_weights`` in a ``.h5``): one group per top-level layer, named after it,
-  whose ``weight_names`` attribute lists its variables in order (a nested model's group lists
-  those of all its layers, each name ending ``<layer>/<variable>``).
+``("generator", "conv2d_transpose")``.  Where each layout keeps it is
+:mod:`~deconvlint.frontends.keras.layouts`; every read runs in the HDF5 worker
+(:mod:`~deconvlint.frontends.keras.worker`), never in this process.
 
 Failures are notes (:attr:`LayerVariableReader.notes`), one per cause, never errors: a
 structural check needs no weights.
@@ -21,18 +13,16 @@ structural check needs no weights.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from typing import IO, Any
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from deconvlint.errors import LoadError
-from deconvlint.frontends.keras import h5
-from deconvlint.frontends.keras.h5 import UnreadableHDF5
+from deconvlint.frontends.keras import worker
+from deconvlint.frontends.keras.h5 import H5pyMissing, UnreadableHDF5
+from deconvlint.frontends.keras.layouts import LayerPath
 
-LayerPath = tuple[str, ...]
-KERAS3 = "keras3"
-LEGACY = "legacy"
 _SKIPPED = "the checks that need weights (weight-aware rules, fixed filters) skip"
 
 
@@ -95,87 +85,37 @@ def saved_keys(config: Mapping[str, Any]) -> dict[LayerPath, str]:
     return found
 
 
-def _named_groups(root: Any) -> dict[LayerPath, str]:
-    """Layer path -> group, from the ``name`` tags of the ``vars`` groups (Keras 3.15)."""
-    found: dict[LayerPath, str] = {}
-    budget = [h5.MAX_LINKS]
-    pending: list[tuple[Any, LayerPath, str, int]] = [(root, (), "", 0)]
-    while pending:
-        group, chain, prefix, depth = pending.pop()
-        layers = h5.child(group, "layers", "group") if depth < h5.MAX_DEPTH else None
-        for key in h5.link_names(layers, budget) if layers is not None else ():
-            layer = h5.child(layers, key, "group")
-            if layer is None:
-                continue
-            own = h5.child(layer, "vars", "group")
-            name = h5.string_attribute(own, "name") if own is not None else None
-            path = f"{prefix}layers/{key}"
-            if name is not None:
-                found[(*chain, name)] = path
-            pending.append(
-                (layer, (*chain, name if name is not None else key), path + "/", depth + 1)
-            )
-    return found
-
-
-def _numbered(group: Any) -> list[np.ndarray]:
-    """The datasets ``0``, ``1`` ... of a ``vars`` group, in that order."""
-    names = [n for n in h5.link_names(group, [h5.MAX_LINKS]) if n.isdigit()]
-    values = []
-    for name in sorted(names, key=int):
-        dataset = h5.child(group, name, "dataset")
-        if dataset is None:
-            raise UnreadableHDF5(f"variable {name} is not a dataset of the file (a link?)")
-        values.append(h5.read_dataset(dataset, f"variable {name}"))
-    return values
-
-
-def _own_weight_names(names: list[str], path: LayerPath) -> list[str]:
-    """The ``weight_names`` of a legacy top-level group that belong to the layer at ``path``."""
-    if len(path) == 1:
-        return names
-    mine = []
-    for name in names:
-        parts = name.split("/")
-        if len(parts) >= 2 and parts[-2] == path[-1]:
-            outer = iter(parts[:-2])
-            if all(p in outer for p in path[1:-1]):  # the models between, in order
-                mine.append(name)
-    return mine
-
-
 class LayerVariableReader:
     """The ``LayerVariables`` callable of one Keras file: ``reader(("up1",))`` is the list of
     that layer's variables (kernel, bias, ...) in Keras's layout, or ``None``.
 
-    ``open_file`` opens the HDF5 bytes afresh for each call (nothing stays open between
-    rules); ``layout`` is :data:`KERAS3` or :data:`LEGACY`; ``config`` the model's
-    configuration.  What could not be read is told once per cause in :attr:`notes`, a list
-    the caller may replace (the graph's ``report_notes``).
+    ``source`` says what the worker opens (``{"path": ...}`` for an HDF5 file, with ``offset``
+    and ``size`` for an archive's member); ``layout`` is
+    :data:`~deconvlint.frontends.keras.layouts.KERAS3` or ``LEGACY``; ``config`` the model's
+    configuration; ``what`` names the file in notes.  What could not be read is told once per
+    cause in :attr:`notes`, a list the caller may replace (the graph's ``report_notes``).
     """
 
     def __init__(
-        self, open_file: Callable[[], IO[bytes]], layout: str, config: Mapping[str, Any], what: str
+        self, source: dict[str, Any], layout: str, config: Mapping[str, Any], what: str
     ) -> None:
-        self.open_file, self.layout, self.config, self.what = open_file, layout, config, what
+        self.source, self.layout, self.what = source, layout, what
+        self.keys = [[list(path), group] for path, group in saved_keys(config).items()]
         self.notes: list[str] = []
-        self._groups: dict[LayerPath, str] | None = None
         self._told: set[str] = set()
 
     def __call__(self, path: LayerPath) -> list[np.ndarray] | None:
         shown = "/".join(path)
+        command = {"op": "variables", "source": self.source, "layout": self.layout}
         try:
-            with h5.opened(self.open_file()) as file:
-                found = self._read(file, tuple(path))
-        except LoadError as exc:  # h5py is not installed
+            reply = worker.request({**command, "keys": self.keys, "layer": list(path)})
+        except H5pyMissing as exc:
             self._note(f"weights not read: {exc}; {_SKIPPED} every layer")
             return None
-        except UnreadableHDF5 as exc:
+        except (UnreadableHDF5, LoadError) as exc:
             self._note(f"layer {shown!r}: weights not read: {exc}")
             return None
-        except OSError as exc:
-            self._note(f"weights not read: {self.what}: {h5.cause(exc)}; {_SKIPPED} every layer")
-            return None
+        found = worker.arrays(reply)
         if found is None:
             self._note(f"layer {shown!r}: no variables of it in {self.what}")
         return found
@@ -184,26 +124,3 @@ class LayerVariableReader:
         if text not in self._told:
             self._told.add(text)
             self.notes.append(text)
-
-    def _read(self, file: Any, path: LayerPath) -> list[np.ndarray] | None:
-        if self.layout == LEGACY:
-            return self._read_legacy(file, path)
-        if self._groups is None:
-            self._groups = {**saved_keys(self.config), **_named_groups(file)}
-        where = self._groups.get(path)
-        own = h5.child_path(file, f"{where}/vars", "group") if where else None
-        return _numbered(own) if own is not None else None
-
-    def _read_legacy(self, file: Any, path: LayerPath) -> list[np.ndarray] | None:
-        weights = h5.child(file, "model_weights", "group")
-        top = h5.child(weights, path[0], "group") if weights is not None and path else None
-        names = h5.string_list_attribute(top, "weight_names") if top is not None else None
-        if names is None:
-            return None
-        values = []
-        for name in _own_weight_names(names, path):
-            dataset = h5.child_path(top, name, "dataset")
-            if dataset is None:
-                raise UnreadableHDF5(f"{name!r} is not a dataset of the file (a link?)")
-            values.append(h5.read_dataset(dataset, repr(name)))
-        return values

@@ -15,7 +15,7 @@ import pytest
 
 from deconvlint.errors import LoadError
 from deconvlint.frontends.keras import h5 as keras_h5
-from deconvlint.frontends.keras import reader
+from deconvlint.frontends.keras import reader, worker
 from deconvlint.frontends.keras.model_json import MAX_CONFIG_BYTES, MAX_JSON_DEPTH
 from deconvlint.frontends.keras.reader import read_keras_file
 from tests.support.cli import REPO
@@ -29,6 +29,15 @@ from tests.support.keras_files import (
 
 pytest.importorskip("keras")
 h5py = pytest.importorskip("h5py")
+
+
+@pytest.fixture
+def fresh_worker():
+    """The HDF5 worker forked after the test's monkeypatching (and again after the test), so
+    that it reads with the patched bounds."""
+    worker.WORKER.stop()
+    yield
+    worker.WORKER.stop()
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +229,9 @@ def test_a_link_to_a_fifo_outside_is_never_opened(files, tmp_path: Path) -> None
     assert proc.stdout.splitlines() == ["[None, None, None]", "3"]
 
 
-def test_datasets_are_bounded_before_they_are_read(files, tmp_path: Path, monkeypatch) -> None:
+def test_datasets_are_bounded_before_they_are_read(
+    files, tmp_path: Path, monkeypatch, fresh_worker
+) -> None:
     def unallocated(h5, group) -> None:  # declares 64 MiB, stores nothing
         group.create_dataset("0", shape=(4096, 4096), dtype="f4", chunks=(256, 256))
 
@@ -245,6 +256,7 @@ def test_datasets_are_bounded_before_they_are_read(files, tmp_path: Path, monkey
         "layer 'up1': weights not read: variable 0 is not numeric (|S6)"
     ]
     monkeypatch.setattr(keras_h5, "MAX_VARIABLE_BYTES", 500)
+    worker.WORKER.stop()  # the next read forks a worker with the patched bound
     variables = read_keras_file(files["sequential"]).variables
     assert variables(("up1",)) is None and variables(("up2",)) is None
     assert variables.notes[0] == (
@@ -300,3 +312,24 @@ def test_irregular_and_missing_files(tmp_path: Path) -> None:
     (tmp_path / "text.h5").write_text("not hdf5")
     with pytest.raises(LoadError, match=r"^not an HDF5 file \(no HDF5 signature\)"):
         read_keras_file(tmp_path / "text.h5")
+
+
+def test_an_hdf5_file_that_makes_the_library_spin_is_given_up(
+    files, tmp_path: Path, monkeypatch, fresh_worker
+) -> None:
+    """A global-heap object whose size field lies makes HDF5's C code loop forever (found by
+    fuzzing a real file): the read runs in the worker, which is killed after its time."""
+    data = files["sequential"].with_suffix(".h5").read_bytes()
+    name = b"generator/up2/kernel"
+    at = data.find(len(name).to_bytes(8, "little") + name)
+    assert at > 0, "the weight name's heap object"
+    path = tmp_path / "spins.h5"
+    path.write_bytes(data[:at] + (79).to_bytes(8, "little") + data[at + 8 :])
+    monkeypatch.setattr(worker, "TIMEOUT", 3.0)
+    with pytest.raises(LoadError) as caught:
+        read_keras_file(path)
+    assert (
+        str(caught.value) == "cannot read the HDF5 file: reading it with h5py: timed out after 3 s"
+    )
+    # the next file gets a new worker
+    assert read_keras_file(files["nested"].with_suffix(".h5")).variables(("head",)) is not None
