@@ -26,7 +26,12 @@ from deconvlint.core.ir import Node, WindowAxis
 from deconvlint.printable import printable
 from deconvlint.report import Suggestion
 from deconvlint.rewrites.keras import tie_order, value_text
-from deconvlint.rewrites.suggestions import axes_value, excess, solve_resize_conv
+from deconvlint.rewrites.suggestions import (
+    axes_value,
+    excess,
+    solve_resize_conv,
+    stack_suggestion,
+)
 
 Padding = str | tuple[tuple[int, int], ...]
 
@@ -151,13 +156,7 @@ def stack_rewrites(layers: Sequence[Node]) -> list[Suggestion]:
         solved = solve_conv_transpose(layer)
         params[layer.name] = solved
         lines += [f"# {printable(layer.name)}", layer_code(layer, "ConvTranspose", solved)]
-    return [
-        Suggestion(
-            title="Rewrite every layer of the stack with a kernel that is a multiple of its stride",
-            params=params,
-            code="\n".join(lines),
-        )
-    ]
+    return [stack_suggestion(params, lines)]
 
 
 def resize_rewrites(node: Node) -> list[Suggestion]:

@@ -35,6 +35,7 @@ from deconvlint.rewrites.suggestions import (
     excess,
     solve_resize_conv,
     solve_strided_conv,
+    stack_suggestion,
 )
 
 #: (padding, output_padding given) in the order they are tried: the plain spellings first
@@ -237,13 +238,7 @@ def stack_rewrites(layers: Sequence[Node]) -> list[Suggestion]:
             lines += [f"# {_no_spelling(layer)}: resize, then convolve", resize_conv[1]]
         else:
             lines.append(f"# {_no_spelling(layer)}")
-    return [
-        Suggestion(
-            title="Rewrite every layer of the stack with a kernel that is a multiple of its stride",
-            params=params,
-            code="\n".join(lines),
-        )
-    ]
+    return [stack_suggestion(params, lines)]
 
 
 def resize_rewrites(node: Node) -> list[Suggestion]:

@@ -27,6 +27,7 @@ from deconvlint.core.sizes import conv_transpose_length  # noqa: E402
 from deconvlint.rewrites import keras as keras_rewrites  # noqa: E402
 from deconvlint.rewrites import spellings  # noqa: E402
 from deconvlint.source.libraries import keras_transpose_axis  # noqa: E402
+from tests.frontends.onnx.test_onnx_window import transposed_coverage  # noqa: E402
 
 LENGTHS = (1, 2, 3, 4, 7)
 GRID = [
@@ -211,15 +212,8 @@ PLACEMENT = textwrap.dedent(
 
 
 def _coverage(win: WindowAxis, n: int) -> list[int]:
-    """Brute force: output o counts the taps j of inputs i with i*s + j*d - pads_begin == o."""
-    length = _ir_length(win, n)
-    counts = [0] * length
-    for i in range(n):
-        for j in range(win.kernel):
-            o = i * win.stride + j * win.dilation - win.pads_begin
-            if 0 <= o < length:
-                counts[o] += 1
-    return counts
+    """Brute force (the ONNX window tests'): taps j of inputs i land on i*s + j*d - pads_begin."""
+    return transposed_coverage(n, win).astype(int).tolist()
 
 
 @pytest.mark.slow
