@@ -158,6 +158,21 @@ def conv3d_model() -> keras.Model:
     )  # fmt: skip
 
 
+def resize_modes() -> keras.Model:
+    """Keras's interpolations: bicubic (Keys' a = -0.5 on both backends), bilinear and nearest
+    at fractional scales (half-pixel centres)."""
+    return keras.Sequential(
+        [
+            keras.Input((12, 10, 1), name="x"),
+            layers.UpSampling2D(2, interpolation="bicubic", name="cubic"),
+            layers.Resizing(36, 25, interpolation="bilinear", name="linear"),
+            layers.Resizing(54, 50, interpolation="nearest", name="nearest"),
+            layers.Resizing(81, 75, interpolation="bicubic", name="cubic_fraction"),
+        ],
+        name="resize_modes",
+    )
+
+
 def layer_zoo() -> keras.Model:
     """Most 2-D layers of the table in one chain (for output shapes and geometry)."""
     return keras.Sequential(

@@ -42,7 +42,7 @@ import numpy as np
 
 from deconvlint.core.ir import Graph, Kind, LayerWeights, Node, WeightSource
 from deconvlint.core.weights import depthwise_filter
-from deconvlint.errors import LoadError
+from deconvlint.errors import DeconvlintError, LoadError, one_line
 from deconvlint.frontends.keras.kernels import (
     conv_kernel,
     depthwise_kernel,
@@ -267,6 +267,9 @@ class _Builder:
                 if any(v is None for v in resolved):
                     waiting.append((name, index, node))
                     continue
+                for value, shape in zip(resolved, tensor_shapes(node), strict=False):
+                    if shape is not None and value is not None:
+                        self.shapes.setdefault(value, shape)
                 outputs = self.call(by_name[name], scope, resolved, depth)  # type: ignore[arg-type]
                 for t, value in enumerate(outputs):
                     values[(name, index, t)] = value
@@ -459,7 +462,11 @@ class _Builder:
         """A depthwise kernel equal on every channel is a fixed filter (read now, as the ONNX
         and torch front ends read theirs)."""
         source = fields.get("weights")
-        weights = source() if source is not None else None
+        try:
+            weights = source() if source is not None else None
+        except DeconvlintError as error:  # a weight the reader refuses: the geometry still counts
+            self.notes.append(f"a depthwise kernel could not be read: {one_line(error)}")
+            return None
         groups = fields.get("groups", 1)
         if weights is None or weights.kernel.shape[0] != groups:
             return None
@@ -527,7 +534,20 @@ def _node_refs(node: Any, legacy: bool) -> list[Ref]:
     return found
 
 
-def _collect(value: Any, found: list[Ref], depth: int) -> None:
+def tensor_shapes(node: Any) -> list[tuple[Any, ...] | None]:
+    """The shapes Keras 3 saves with each keras tensor of a call, in the order of its refs."""
+    if not isinstance(node, Mapping):
+        return []
+    found: list[Ref] = []
+    shapes: list[tuple[Any, ...] | None] = []
+    _collect(node.get("args", []), found, 0, shapes)
+    _collect(node.get("kwargs", {}), found, 0, shapes)
+    return shapes
+
+
+def _collect(
+    value: Any, found: list[Ref], depth: int, shapes: list[tuple[Any, ...] | None] | None = None
+) -> None:
     if depth > MAX_ARG_DEPTH:
         raise _fail(f"a call's arguments nest deeper than {MAX_ARG_DEPTH}")
     if isinstance(value, Mapping):
@@ -537,12 +557,14 @@ def _collect(value: Any, found: list[Ref], depth: int) -> None:
             if ref is None:
                 raise _fail("a keras tensor has no keras_history [layer, node, tensor]")
             found.append(ref)
+            if shapes is not None:
+                shapes.append(_shape(cfg.get("shape")) if isinstance(cfg, Mapping) else None)
             return
         for item in value.values():
-            _collect(item, found, depth + 1)
+            _collect(item, found, depth + 1, shapes)
     elif isinstance(value, list):
         for item in value:
-            _collect(item, found, depth + 1)
+            _collect(item, found, depth + 1, shapes)
 
 
 def graph_from_config(

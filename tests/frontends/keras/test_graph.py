@@ -303,6 +303,18 @@ def test_a_depthwise_blur_is_a_fixed_filter():
     assert trained.fixed_kernel is not None and "trainable" in trained.notes[0]
 
 
+def test_an_unreadable_depthwise_kernel_leaves_the_geometry():
+    def variables(path):
+        raise LoadError("model.weights.h5: the dataset of 'blur' is truncated")
+
+    layer = _layer("DepthwiseConv2D", "blur", kernel_size=3, padding="same")
+    graph = graph_from_config(_seq(layer), name="m", variables=variables)
+    assert graph.nodes[0].kind is Kind.CONV and graph.nodes[0].fixed_kernel is None
+    assert graph.notes == [
+        "a depthwise kernel could not be read: model.weights.h5: the dataset of 'blur' is truncated"
+    ]
+
+
 def test_reading_a_config_imports_no_framework():
     code = (
         "import json, sys\n"

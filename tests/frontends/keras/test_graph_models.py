@@ -12,6 +12,7 @@ it, and read by :func:`graph_from_config`.  Then, with all-ones weights on a one
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 
@@ -36,6 +37,7 @@ MODELS = {
     "conv1d": (km.conv1d_model, "channels_last"),
     "conv3d": (km.conv3d_model, "channels_last"),
     "zoo": (km.layer_zoo, "channels_last"),
+    "resize_modes": (km.resize_modes, "channels_last"),
     "lambda": (km.lambda_model, "channels_last"),
 }
 
@@ -66,7 +68,13 @@ def _check_all(graph, model, outputs: list[np.ndarray], names: list[str], fmt: s
     return compared
 
 
+needs_jax = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="the JAX backend's run needs jax"
+)
+
+
 @pytest.mark.slow
+@needs_jax
 @pytest.mark.parametrize("key", sorted(MODELS))
 def test_interior_equals_pattern_on_torch_and_jax(key):
     build, fmt = MODELS[key]
@@ -158,6 +166,7 @@ def test_unet_concatenate_channel_groups():
     assert [n.kind for n in graph.nodes if n.name.startswith("skip")] == [Kind.JOIN] * 2
 
 
+@needs_jax
 def test_nested_and_shared_layers():
     model = km.nested_shared()
     graph = _graph(model)
@@ -191,6 +200,26 @@ def test_lambda_layer_is_opaque_with_a_note():
     assert node.notes == (note,)
     assert graph.report_notes == [note]
     assert node.inputs == ("up_a",) and graph.nodes[-1].inputs == ("scale",)
+    # the shape after the Lambda comes from the keras tensor the next call saved
+    for layer in config["config"]["layers"]:
+        layer.pop("build_config", None)
+    graph = graph_from_config(config, name="m")
+    assert graph.shapes["scale"] == (None, 16, 16, 2)
+    assert graph.shapes["up_b"] == (None, 32, 32, 2)
+
+
+def test_several_inputs_and_outputs():
+    a = keras.Input((6, 6, 2), name="a")
+    b = keras.Input((12, 12, 2), name="b")
+    up = keras.layers.UpSampling2D(2, name="up")(a)
+    s = keras.layers.Add(name="sum")([up, b])
+    t = keras.layers.Conv2DTranspose(2, 4, strides=2, padding="same", name="t")(b)
+    model = keras.Model({"b": b, "a": a}, [t, s], name="two")
+    graph = _graph(model)
+    assert set(graph.inputs) == {"a", "b"}
+    assert graph.outputs == ("t", "sum")
+    assert next(n for n in graph.nodes if n.name == "sum").inputs == ("up", "b")
+    assert graph.shapes["t"] == (None, 24, 24, 2)
 
 
 def _variables_of(model):
