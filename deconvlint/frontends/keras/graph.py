@@ -122,11 +122,12 @@ def _input_shape(cfg: Mapping[str, Any]) -> tuple[Any, ...] | None:
 
 def is_model(layer: Mapping[str, Any]) -> bool:
     """A nested Sequential or Functional model (inlined); a custom Model subclass is opaque."""
-    cfg = layer.get("config")
-    if layer.get("class_name") == "Sequential" and isinstance(cfg, list):
+    cfg, class_name = layer.get("config"), layer.get("class_name")
+    if class_name == "Sequential" and isinstance(cfg, list):
         return True  # Keras 2.0-2.2
     return (
-        layer.get("class_name") in MODEL_CLASSES
+        isinstance(class_name, str)
+        and class_name in MODEL_CLASSES
         and isinstance(cfg, Mapping)
         and isinstance(cfg.get("layers"), list)
         and not is_registered_elsewhere(layer)
@@ -238,7 +239,8 @@ class _Builder:
         scope.legacy = any(
             isinstance(node, list)
             for layer in by_name.values()
-            for node in (layer.get("inbound_nodes") or [])
+            if isinstance(layer.get("inbound_nodes"), list)
+            for node in layer["inbound_nodes"]
         )
         values: dict[Ref, str] = {}
         input_refs = _refs(cfg.get("input_layers"), "input_layers")
@@ -356,6 +358,10 @@ class _Builder:
                 spec = layer_spec(class_name, cfg, shapes, fmt)
             except LayerConfigError as error:
                 raise _fail(f"layer '{path[-1]}' ({class_name}): {error}") from None
+        for out in (spec.crop, spec):
+            shape = out.out_shape if out is not None else None
+            if shape is not None and any(isinstance(d, int) and d < 1 for d in shape[1:]):
+                raise _fail(f"layer '{path[-1]}' ({class_name}) makes an empty output {shape}")
         if spec.crop is not None:
             crop = self.node(spec.crop, f"{node_name}:crop", class_name, inputs)
             inputs = [crop]

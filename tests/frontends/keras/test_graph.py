@@ -10,6 +10,8 @@ following real ``to_json()`` / ``model_config`` output found in public repositor
   TFOpLambda calls written flat, ``[["tf.cast_4", 0, 0, {}]]``, with tensors in their kwargs
   (``{"y": ["tf.math.reduce_sum_1", 0, 0], "name": null}``).  Added here: a shared layer, a
   Concatenate of two of its calls, a nested Functional.
+* ``keras3_nested_shared.json``: written by Keras 3.15.1 (torch backend) from
+  ``tests/support/keras_models.nested_shared`` (a real Keras 3 config, for the hostile-value test).
 * ``keras20_sequential.json`` (``"keras_version": "2.1.2"``): Keras 2.0-2.2 wrote a Sequential's
   ``config`` as the list of its layers, the first with ``batch_input_shape`` (as a public
   ``model_from_json`` string of Keras 2.0.8 does); the layers are the DCGAN tutorial's.
@@ -227,6 +229,8 @@ def test_a_custom_model_class_is_not_inlined():
         (_seq(_layer("Conv2D", "c", filters=4, kernel_size=3, padding="full")),
          "padding must be one of valid, same"),
         (_seq(_layer("Cropping2D", "c", cropping=5)), "the cropping leaves nothing"),
+        (_seq(_layer("Conv2D", "c", filters=4, kernel_size=9)),
+         "layer 'c' (Conv2D) makes an empty output (None, 0, 0, 4)"),
     ],
 )  # fmt: skip
 def test_bad_configs_raise_one_line_load_errors(config, message):
@@ -325,3 +329,50 @@ def test_reading_a_config_imports_no_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- hostile configs --------------------------------------------------------------------------------
+
+HOSTILE = (None, -1, 0, 10**12, True, 2.5, "x", "", [], [None], {}, {"class_name": 1}, [[[[]]]])
+
+
+def _leaves(value, path=()):
+    """Every position of a JSON value (dict keys' values, list items), depth first."""
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+
+
+def _replaced(config, path, new):
+    if not path:
+        return new
+    copy = json.loads(json.dumps(config))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return copy
+
+
+@pytest.mark.parametrize(
+    "fixture", ["keras2_functional.json", "keras20_sequential.json", "keras3_nested_shared.json"]
+)
+def test_every_hostile_value_anywhere_is_a_load_error_or_a_graph(fixture):
+    """Each position of a real-shaped config replaced by each hostile value: the reader returns
+    a graph or raises LoadError (one line), never another exception."""
+    config = _load(fixture)
+    tried = 0
+    for path in _leaves(config):
+        for value in HOSTILE:
+            tried += 1
+            try:
+                graph = graph_from_config(_replaced(config, path, value), name="h")
+            except LoadError as error:
+                assert "\n" not in str(error), (path, value)
+                continue
+            assert all(isinstance(n.name, str) for n in graph.nodes), (path, value)
+    assert tried > 1000
