@@ -12,9 +12,9 @@ Each library's own argument names, positional orders and defaults (Keras's ``str
 padding='valid'``; Flax's ``strides=None``, ``padding='SAME'``, an int ``kernel_size`` is 1-D)
 and its own placement:
 
-- Keras (the TensorFlow/JAX reference, ``keras/src/backend/common/backend_utils.py``,
-  ``_convert_conv_transpose_padding_args_from_keras_to_jax``): the dilated input is padded by
-  ``(left, right)`` before a stride-1 correlation; in the IR's crop form, ``pads_begin = K-1-left``
+- Keras (the TensorFlow/JAX reference): the Keras front end's own reading of a layer
+  (:func:`deconvlint.frontends.keras.layers.conv_transpose_axis`); the dilated input is padded by
+  ``(left, right)`` before a stride-1 correlation, in the IR's crop form ``pads_begin = K-1-left``
   and ``pads_end = K-1-right`` (``K`` the dilated extent), a negative end being output padding;
 - Flax (``jax.lax.conv_transpose``, ``_conv_transpose_padding``): the same, with JAX's own
   ``'SAME'``/``'VALID'`` pads, and explicit ``(lo, hi)`` pairs used as they are;
@@ -38,6 +38,7 @@ from fractions import Fraction
 from typing import Any
 
 from deconvlint.core.ir import Kind, Node, ResizeSpec, WindowAxis
+from deconvlint.frontends.keras.layers import conv_transpose_axis
 
 KERAS_MODULES = ("keras.layers", "tensorflow.keras.layers", "tf_keras.layers", "keras.api.layers")
 KERAS = "keras"
@@ -150,23 +151,13 @@ def _crop_form(kernel: int, stride: int, dilation: int, left: int, right: int) -
 def keras_transpose_axis(
     kernel: int, stride: int, dilation: int, padding: str, output_padding: int | None
 ) -> WindowAxis | None:
-    """One axis of a Keras ``ConvNDTranspose`` (``None``: Keras refuses it)."""
-    extent = dilation * (kernel - 1) + 1
+    """One axis of a Keras ``ConvNDTranspose``, as the Keras front end reads it (``None``: Keras
+    refuses it: an ``output_padding`` not below the stride, a padding not 'same'/'valid')."""
     if output_padding is not None and not 0 <= output_padding < stride:
         return None
-    if padding == "valid":
-        if output_padding is None:
-            output_padding = max(extent, stride) - extent
-        left, right = extent - 1, extent - 1 + output_padding
-    elif padding == "same":
-        # no output_padding: L = n*s; else L = (n-1)*s + K%2 + output_padding
-        op = output_padding
-        pad_len = stride + extent - 2 if op is None else extent + extent % 2 - 2 + op
-        left = min(pad_len // 2 + pad_len % 2, extent - 1)
-        right = pad_len - left
-    else:
+    if padding not in ("same", "valid"):
         return None
-    return _crop_form(kernel, stride, dilation, left, right)
+    return conv_transpose_axis(kernel, stride, dilation, padding, output_padding)
 
 
 def flax_transpose_axis(

@@ -230,3 +230,39 @@ def test_source_geometry_matches_keras_reference_placement() -> None:
         win = keras_transpose_axis(k, s, d, padding, op)
         assert win is not None
         assert _coverage(win, 6) == row, (k, s, d, padding, op, win)
+
+
+@pytest.mark.parametrize(
+    "builder", ["dcgan_generator", "unet", "channels_first", "conv1d_model", "conv3d_model"]
+)
+def test_suggestions_on_real_models_keep_each_layers_shape(builder: str) -> None:
+    """End to end: a real Keras model's config through the Keras front end and the rules; every
+    suggested layer (or layer sequence), built with Keras, maps the flagged layer's input shape
+    to its output shape, with the layer's own filters."""
+    from deconvlint.config.settings import Settings
+    from deconvlint.engine import check_graph
+    from deconvlint.frontends.keras.graph import graph_from_config
+    from tests.support import keras_models
+
+    model = getattr(keras_models, builder)()
+    graph = graph_from_config(keras_models.model_config(model), name=builder)
+    findings = check_graph(graph, Settings(select=("DL001", "DL002", "DL003")))
+    assert findings, f"{builder}: expected an uneven layer"
+    namespace = {"keras": keras, "layers": layers}
+    checked = 0
+    for finding in findings:
+        for suggestion in finding.suggestions:
+            if finding.rule == "DL003":  # one line per layer, under a comment naming it
+                pieces = suggestion.code.split("\n# ")
+                pairs = [p.lstrip("# ").split("\n", 1) for p in pieces]
+            else:
+                pairs = [(finding.node, suggestion.code)]
+            for name, code in pairs:
+                original = model.get_layer(name)
+                assert f"({original.filters}, " in code, code
+                built = eval(code, namespace)
+                shape = (1, *original.input.shape[1:])
+                out = built(np.zeros(shape, "float32"))
+                assert tuple(out.shape[1:]) == tuple(original.output.shape[1:]), (name, code)
+                checked += 1
+    assert checked >= 2
