@@ -19,6 +19,17 @@ from deconvlint.source.layers import layer_node
 from deconvlint.source.libraries import flax_transpose_axis
 from tests.support.cli import cli_env, run_cli
 
+#: the README's source-mode example (``src/up_flax.py``), checked by tests/test_readme_console.py
+README_FLAX = """\
+import flax.linen as nn
+
+
+class Up(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.ConvTranspose(features=64, kernel_size=(3, 3), strides=(2, 2))(x)
+"""
+
 
 def check(code: str):
     return check_text(textwrap.dedent(code), Settings())

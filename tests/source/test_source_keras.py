@@ -23,6 +23,15 @@ from tests.support.cli import cli_env, run_cli
 
 os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported, process-wide (PROTOCOL)
 
+#: the README's source-mode example (``src/dcgan.py``), checked by tests/test_readme_console.py
+README_DCGAN = """\
+import tensorflow as tf
+from tensorflow.keras import layers
+
+model = tf.keras.Sequential()
+model.add(layers.Conv2DTranspose(64, (5, 5), strides=(2, 2), padding='same', use_bias=False))
+"""
+
 
 def check(code: str):
     return check_text(textwrap.dedent(code), Settings())
