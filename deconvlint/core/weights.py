@@ -134,6 +134,29 @@ def subpixel_subkernels(
     return w[order], b
 
 
+def depthwise_filter(kernel: np.ndarray, groups: int) -> np.ndarray | None:
+    """The taps ``(k...)`` of a depthwise ``(C, 1, k...)`` kernel (``C == groups >= 2``) that is
+    the same on every channel (a blur, a box), as float64; else ``None``.
+
+    Decided by the values alone (an ONNX initializer does not say whether it was trained), so
+    that every front end reads a model and its export alike.
+
+    >>> depthwise_filter(np.ones((3, 1, 2)) * [1.0, 2.0], 3)
+    array([1., 2.])
+    >>> depthwise_filter(np.arange(6.0).reshape(3, 1, 2), 3) is None
+    True
+    """
+    w = np.asarray(kernel)
+    if groups < 2 or w.ndim < 3 or w.shape[0] != groups or w.shape[1] != 1:
+        return None
+    if w.dtype.kind not in "fiu":
+        return None
+    w = w.astype(np.float64)
+    if not np.array_equal(w, np.broadcast_to(w[:1], w.shape)):
+        return None
+    return w[0, 0].copy()
+
+
 def spread(values: np.ndarray) -> float:
     """Largest difference between the rows of ``values`` (the sub-kernels or biases of one
     channel, one row per phase), relative to the largest magnitude: 0 when they are identical.

@@ -24,6 +24,7 @@ import numpy as np
 
 from deconvlint.core.ir import Kind, Node, WindowAxis
 from deconvlint.core.sizes import conv_transpose_length, split_pads
+from deconvlint.core.weights import depthwise_filter
 from deconvlint.frontends.onnx.context import MAX_LENGTH, OpContext
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -221,12 +222,9 @@ def _fixed_kernel(
     if weight_shape[0] != group or weight_shape[1] != 1:
         return None
     weights = ctx.weights(1)
-    if weights is None or list(weights.shape) != weight_shape or weights.dtype.kind not in "fiu":
+    if weights is None or list(weights.shape) != weight_shape:
         return None
-    weights = weights.astype(np.float64)
-    if not np.array_equal(weights, np.broadcast_to(weights[:1], weights.shape)):
-        return None
-    return weights[0, 0].copy()
+    return depthwise_filter(weights, group)
 
 
 @_unknown_kernel

@@ -17,6 +17,7 @@ import numpy as np
 
 from deconvlint.core.ir import Kind, LayerWeights, WeightSource
 from deconvlint.core.sizes import conv_transpose_length, same_pads
+from deconvlint.core.weights import depthwise_filter
 from deconvlint.frontends.torch.spec import (
     UNKNOWN,
     Spec,
@@ -57,10 +58,7 @@ def fixed_kernel(weight: TensorArg, groups: Any) -> np.ndarray | None:
     shape = tuple(weight.tensor.shape)
     if len(shape) < 3 or shape[0] != groups or shape[1] != 1:
         return None
-    values = weight.tensor.detach().to("cpu").double().numpy()
-    if not np.array_equal(values, np.broadcast_to(values[:1], values.shape)):
-        return None
-    return values[0, 0].copy()
+    return depthwise_filter(weight.tensor.detach().to("cpu").double().numpy(), groups)
 
 
 def weight_source(weight: Any, bias: Any) -> WeightSource | None:
