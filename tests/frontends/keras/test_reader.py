@@ -194,3 +194,29 @@ def test_a_keras_archive_is_read_without_h5py_and_its_weights_say_they_need_it(f
         "an HDF5 file (a legacy Keras .h5 model?): reading it needs h5py, which is not installed "
         "(pip install 'deconvlint[keras]')"
     )
+
+
+def test_a_keras_2_legacy_layout_is_read(files, tmp_path: Path) -> None:
+    """tf.keras 2 wrote bytes attributes and variable names ending ``:0``; a nested model's
+    group lists its layers' variables as ``<layer>/<variable>:0``."""
+    kernel = np.arange(5 * 5 * 6 * 8, dtype=np.float32).reshape(5, 5, 6, 8)
+    inner = np.ones((3, 3, 2, 2), np.float32)
+    with h5py.File(tmp_path / "tf2.h5", "w") as h5:
+        h5.attrs["model_config"] = json.dumps(config_of(files["sequential"])).encode()
+        h5.attrs["keras_version"] = b"2.15.0"
+        weights = h5.create_group("model_weights")
+        weights.attrs["layer_names"] = [b"up1", b"block"]
+        up1 = weights.create_group("up1")
+        up1.attrs["weight_names"] = [b"up1/kernel:0"]
+        up1["up1/kernel:0"] = kernel
+        block = weights.create_group("block")
+        block.attrs["weight_names"] = [b"ct/kernel:0", b"ct/bias:0", b"smooth/kernel:0"]
+        block["ct/kernel:0"], block["ct/bias:0"] = inner, np.zeros(2, np.float32)
+        block["smooth/kernel:0"] = np.zeros((3, 3, 2, 2), np.float32)
+    variables = read_keras_file(tmp_path / "tf2.h5").variables
+    [read] = variables(("up1",))
+    assert np.array_equal(read, kernel)
+    ct = variables(("block", "ct"))
+    assert [a.shape for a in ct] == [(3, 3, 2, 2), (2,)] and np.array_equal(ct[0], inner)
+    assert [a.shape for a in variables(("block", "smooth"))] == [(3, 3, 2, 2)]
+    assert variables.notes == []
