@@ -1,5 +1,5 @@
 """Every ```console block of the README is a real run: its ``$ deconvlint ...`` line is run
-(from the repository, or, for ``src/``, from a folder holding the CycleGAN generator's source)
+(from the repository, or, for ``src/...``, from a folder holding the source it names)
 and its stdout must be the block's text.  ``...`` stands for any text within a line, and a line
 of its own ``...`` for any number of lines."""
 
@@ -12,9 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.source.test_source_cli import CYCLEGAN
+from tests.source.test_source_flax import README_FLAX
+from tests.source.test_source_keras import README_DCGAN
 from tests.support.cli import REPO, run_cli
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
+#: the Python files the README's source-mode examples check, by the path they name
+README_SOURCES = {
+    "src/gen.py": CYCLEGAN,
+    "src/dcgan.py": README_DCGAN,
+    "src/up_flax.py": README_FLAX,
+}
 BLOCKS = re.findall(r"```console\n(.*?)```", README, flags=re.S)
 
 
@@ -38,9 +46,13 @@ def test_console_block_is_the_real_output(block: str, tmp_path: Path) -> None:
     assert command.startswith("$ deconvlint "), command
     args = shlex.split(command[2:])[1:]
     cwd = REPO
+    named = [a for a in args if a in README_SOURCES]
     if "src/" in args:  # the Python-source example: the CycleGAN generator's decoder
+        named.append("src/gen.py")
+    if named:
         (tmp_path / "src").mkdir()
-        (tmp_path / "src" / "gen.py").write_text(CYCLEGAN, encoding="utf-8")
+        for name in named:
+            (tmp_path / name).write_text(README_SOURCES[name], encoding="utf-8")
         cwd = tmp_path
     if "--probe" in args:
         pytest.importorskip("onnxruntime")

@@ -183,13 +183,16 @@ def stack_rewrites(layers: Sequence[Node]) -> list[Suggestion]:
         params[layer.name] = p
         # the name escaped: a line break in it would end the comment and start code
         lines += [f"# {printable(layer.name)}", conv_transpose_code(layer, p)]
-    return [
-        Suggestion(
-            title="Rewrite every layer of the stack with a kernel that is a multiple of its stride",
-            params=params,
-            code="\n".join(lines),
-        )
-    ]
+    return [stack_suggestion(params, lines)]
+
+
+def stack_suggestion(params: dict[str, Any], lines: Sequence[str]) -> Suggestion:
+    """The stack's one suggestion: each layer's rewrite (``params`` by layer name) as code."""
+    return Suggestion(
+        title="Rewrite every layer of the stack with a kernel that is a multiple of its stride",
+        params=params,
+        code="\n".join(lines),
+    )
 
 
 def strided_rewrites(node: Node) -> list[Suggestion]:

@@ -25,7 +25,7 @@ from deconvlint.core import geometry as geo
 from deconvlint.core.analysis import CoveragePass, CoverageResult, is_compensated
 from deconvlint.core.ir import Graph, Kind, Node
 from deconvlint.report import Finding, Suggestion
-from deconvlint.rewrites import suggestions
+from deconvlint.rewrites import spellings
 from deconvlint.rules.catalogue import RuleDoc
 
 RuleFunction = Callable[["Context"], Iterator[Finding]]
@@ -172,7 +172,7 @@ def compensation_note(ctx: Context, node: Node) -> tuple[str | None, str]:
 
 
 def layer_rewrites(node: Node) -> list[Suggestion]:
-    return suggestions.conv_transpose_rewrites(node) if node.kind is Kind.CONV_TRANSPOSE else []
+    return spellings.layer_rewrites(node)
 
 
 def cv_or_inf(patterns: tuple[np.ndarray, ...]) -> float:

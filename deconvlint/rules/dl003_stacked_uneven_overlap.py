@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from deconvlint.core import geometry as geo
 from deconvlint.core.analysis import Stack
 from deconvlint.report import Finding
-from deconvlint.rewrites import suggestions
+from deconvlint.rewrites import spellings
 from deconvlint.rules.base import (
     Context,
     fmt_number,
@@ -103,6 +103,4 @@ def check(ctx: Context) -> Iterator[Finding]:
             f"{effect}{coverage} (worst single layer: {worst_text})"
             f"{truncation_text(stack.truncated, stack.composed, len(names))}"
         )
-        yield ctx.finding(
-            layers[-1], message, metrics, suggestions.stack_rewrites(layers), severity
-        )
+        yield ctx.finding(layers[-1], message, metrics, spellings.stack_rewrites(layers), severity)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from deconvlint.core.ir import Kind
 from deconvlint.report import Finding
-from deconvlint.rewrites import suggestions
+from deconvlint.rewrites import spellings
 from deconvlint.rules.base import (
     Context,
     cv_or_inf,
@@ -51,5 +51,5 @@ def check(ctx: Context) -> Iterator[Finding]:
             if c in ctx.nodes and ctx.nodes[c].kind is Kind.CONV_TRANSPOSE
         ]
         yield ctx.finding(
-            node, message, metrics, suggestions.stack_rewrites(layers) if layers else []
+            node, message, metrics, spellings.stack_rewrites(layers) if layers else []
         )

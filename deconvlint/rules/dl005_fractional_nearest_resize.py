@@ -12,7 +12,7 @@ from deconvlint.core import geometry as geo
 from deconvlint.core.analysis import PERIOD_CAP
 from deconvlint.core.ir import Kind, Node
 from deconvlint.report import Finding
-from deconvlint.rewrites import suggestions
+from deconvlint.rewrites import spellings
 from deconvlint.rules.base import Context, pattern_text, spread_text
 
 RULE_ID = "DL005"
@@ -40,7 +40,7 @@ def _fractional_resize_past_the_cap(ctx: Context, node: Node, spec: Any) -> Find
         f"fractional nearest resize: scale {scales} copies each input pixel {low} or {high} "
         f"times: uneven pixel footprint (truncated: {reason}, the pattern is not listed)"
     )
-    return ctx.finding(node, message, metrics, suggestions.resize_rewrites(node))
+    return ctx.finding(node, message, metrics, spellings.resize_rewrites(node))
 
 
 def check(ctx: Context) -> Iterator[Finding]:
@@ -64,4 +64,4 @@ def check(ctx: Context) -> Iterator[Finding]:
             f"{pattern_text(metrics['pattern'], ' times')}, "
             f"{spread_text(metrics, spec.spatial_rank)}: uneven pixel footprint"
         )
-        yield ctx.finding(node, message, metrics, suggestions.resize_rewrites(node))
+        yield ctx.finding(node, message, metrics, spellings.resize_rewrites(node))

@@ -11,7 +11,7 @@ import numpy as np
 from deconvlint.core import geometry as geo
 from deconvlint.core.ir import Kind, Node
 from deconvlint.report import Finding
-from deconvlint.rewrites import suggestions
+from deconvlint.rewrites import spellings
 from deconvlint.rules.base import Context, pattern_text, spread_text, why_uneven
 
 RULE_ID = "DL006"
@@ -41,4 +41,4 @@ def check(ctx: Context) -> Iterator[Finding]:
             f"{spread_text(metrics, node.spatial_rank)} ({why_uneven(node)}): "
             "checkerboard gradients"
         )
-        yield ctx.finding(node, message, metrics, suggestions.strided_rewrites(node))
+        yield ctx.finding(node, message, metrics, spellings.strided_rewrites(node))

@@ -7,7 +7,10 @@ as F``); the spellings ``nn.X`` and ``F.x`` are also accepted without an import,
 often leave them out.  Arguments are bound to the torch signature, positional or keyword; the
 channel counts may be any expression, the geometry must be literal (ints, tuples of ints,
 strings, floats, ``True``/``False``/``None``).  A call with ``*args``/``**kwargs`` or a
-non-literal geometry argument is *skipped* (counted, never reported).
+non-literal geometry argument is *skipped* (counted, never reported).  Keras, Flax and JAX calls
+(``keras.layers.Conv2DTranspose``, ``flax.linen.ConvTranspose``, ``jax.image.resize``, ...) are
+found the same way and bound to their own signatures (:mod:`deconvlint.source.libraries`); their
+``cls`` is a key such as ``"keras.Conv2DTranspose"``.
 
 >>> calls, skipped = find_calls("import torch.nn as nn\\nup = nn.ConvTranspose2d(c, c // 2, 3, stride=2)\\n")
 >>> [(c.cls, c.line, c.col, c.args["kernel_size"], c.args["stride"]) for c in calls], skipped
@@ -19,6 +22,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from typing import Any
+
+from deconvlint.source import libraries
 
 TORCH_NN = "torch.nn"
 TORCH_F = "torch.nn.functional"
@@ -40,11 +45,13 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "interpolate": _INTERPOLATE,
     "upsample": _INTERPOLATE,
     "PixelShuffle": ("upscale_factor",),
+    **libraries.SIGNATURES,  # Keras, Flax and JAX calls, by key ("keras.Conv2DTranspose")
 }
 #: the classes and functions whose calls are checked on their own (the rest only in chains)
 UPSAMPLERS = frozenset(
     {f"ConvTranspose{r}d" for r in (1, 2, 3)}
     | {"Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "interpolate", "upsample"}
+    | libraries.UPSAMPLERS
 )
 # geometry parameters that must be literal for the call to be checked
 GEOMETRY = {
@@ -113,14 +120,18 @@ class _Imports(ast.NodeVisitor):
 def _qualified(dotted: str, imports: dict[str, str]) -> str:
     head, _, rest = dotted.partition(".")
     # conventional spellings when the import is not in this file
-    conventional = {"nn": TORCH_NN, "F": TORCH_F, "torch": "torch"}
+    conventional = {"nn": TORCH_NN, "F": TORCH_F, "torch": "torch", "tf": "tensorflow"}
     base = imports[head] if head in imports else conventional.get(head, head)
     return f"{base}.{rest}" if rest else base
 
 
 def resolve_callee(dotted: str, imports: dict[str, str]) -> str | None:
-    """The class or function name if ``dotted`` names one of :data:`SIGNATURES` in torch."""
+    """The class or function name if ``dotted`` names one of :data:`SIGNATURES` in torch; the
+    key (``"keras.Conv2DTranspose"``) of a Keras, Flax or JAX call."""
     qualified = _qualified(dotted, imports)
+    key = libraries.resolve(qualified)
+    if key is not None:
+        return key
     module, _, name = qualified.rpartition(".")
     if name not in SIGNATURES:
         return None
@@ -143,6 +154,8 @@ def literal_value(expr: ast.expr) -> Any:
 
 
 def geometry_names(cls: str) -> tuple[str, ...]:
+    if cls in libraries.GEOMETRY:
+        return libraries.GEOMETRY[cls]
     if cls.startswith("ConvTranspose"):
         return GEOMETRY["ConvTranspose"]
     if cls.startswith("Conv"):
@@ -196,12 +209,30 @@ def bind_call(call: ast.Call, cls: str, callee: str, text_lines: list[str]) -> L
             layer.literal = False
         else:
             layer.args[name] = value
+    if cls in libraries.SIGNATURES:
+        _bind_library(layer, bound)
+        return layer
     if layer.args.get("size") is not None:
         layer.literal = False  # the scale of size= depends on the input size
     for name in ("in_channels", "out_channels"):
         if name in bound and isinstance(literal_value(bound[name]), int):
             layer.args[name] = literal_value(bound[name])
     return layer
+
+
+def _bind_library(layer: LayerCall, bound: dict[str, ast.expr]) -> None:
+    """Channels and bias of a Keras/Flax layer (when literal); a JAX resize's scales."""
+    cin, cout, bias = libraries.CHANNELS.get(layer.cls, (None, None, None))
+    for name, param in (("in_channels", cin), ("out_channels", cout), ("use_bias", bias)):
+        value = _MISSING if param not in bound else literal_value(bound[param])  # type: ignore[index]
+        if isinstance(value, int):  # a bool too, for use_bias
+            layer.args[name] = value
+    if layer.cls == "jax.image.resize":
+        scales = libraries.resize_scales(bound.get("shape"))
+        if scales is None:
+            layer.literal = False
+        else:
+            layer.args["scales"] = scales
 
 
 @dataclass

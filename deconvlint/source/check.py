@@ -7,7 +7,8 @@ the calls that stand in one ``nn.Sequential(...)`` literal form a chain and also
 rule (DL003).  Findings are named ``line:col`` (the path is the file's); ``# noqa: DL001`` or
 ``# deconvlint: ignore[DL001]`` on the call's first or last line suppresses them, a bare ``#
 noqa`` or ``# deconvlint: ignore`` all of them.  Each suggestion's code is the call rewritten
-as it would stand in the file: the lines that hold it.
+as it would stand in the file: the lines that hold it.  Keras, Flax and JAX calls get their own
+library's rewrites (:mod:`deconvlint.source.spellings`).
 
 >>> text = "import torch.nn as nn\\nup = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1)\\n"
 >>> outcome = check_text(text)
@@ -31,6 +32,7 @@ from deconvlint.core.ir import Graph, Kind, Node
 from deconvlint.report import Finding, Location, Suggestion, severity_rank
 from deconvlint.rewrites import suggestions as rewrites
 from deconvlint.rules.catalogue import load_catalogue, rules_where
+from deconvlint.source import libraries, spellings
 from deconvlint.source.calls import UPSAMPLERS, LayerCall, scan
 from deconvlint.source.layers import class_rank, element_node, layer_node, resize_rank
 
@@ -180,7 +182,9 @@ def check_text(text: str, settings: Settings | None = None, path: str = "") -> O
     return outcome
 
 
-def _kernel_changes(layer: Layer) -> dict[str, Any]:
+def _kernel_changes(layer: Layer) -> dict[str, Any] | None:
+    if layer.call.cls in libraries.SIGNATURES:
+        return spellings.kernel_changes(layer.call, layer.node)
     changes = dict(rewrites.conv_transpose_params(layer.node))
     changes.pop("stride")
     if "output_padding" not in changes and "output_padding" in layer.call.sources:
@@ -213,21 +217,30 @@ def _plan(outcome: Outcome, layers: dict[str, Layer], settings: Settings, text: 
         edits = outcome.safe_edits if doc.fix == "safe" else outcome.unsafe_edits
         if doc.pattern == "coverage" and doc.scope == "layer":  # the layer's kernel
             changes = _kernel_changes(layer)
-            code = [editor.call_code(_pos(layer), changes), _resize_conv_code(layer)]
-            _recode(finding, code)
-            if fixable:
+            code = [] if changes is None else [editor.call_code(_pos(layer), changes)]
+            _recode(finding, [*code, _resize_conv_code(layer)])
+            if fixable and changes is not None:
                 _add(outcome, edits, layer, changes, finding)
         elif doc.pattern == "coverage" and doc.scope == "stack":  # each layer's kernel
             stack = [layers[n] for n in finding.metrics["nodes"] if n in layers]
             lines = []
             for member in stack:
                 changes = _kernel_changes(member)
+                if changes is None:  # the stack's suggestion says so for this layer
+                    lines = []
+                    break
                 lines += [f"# line {member.call.line}", editor.call_code(_pos(member), changes)]
                 if fixable:
                     _add(outcome, edits, member, changes, finding)
-            _recode(finding, ["\n".join(str(line) for line in lines)])
+            _recode(finding, ["\n".join(str(line) for line in lines) if lines else None])
         elif doc.pattern == "footprint":  # the resize's mode
             codes = []
+            if layer.call.cls in libraries.SIGNATURES:
+                changes = spellings.resize_changes(layer.call)
+                _recode(finding, [editor.call_code(_pos(layer), changes)])
+                if fixable:
+                    _add(outcome, edits, layer, changes, finding)
+                continue
             for suggestion in finding.suggestions:
                 mode = suggestion.params["mode"]
                 changes = _resize_changes(layer, mode)
@@ -268,9 +281,11 @@ def _recode(finding: Finding, codes: list[str | None]) -> None:
     ]
 
 
-def _resize_conv_code(layer: Layer) -> str:
+def _resize_conv_code(layer: Layer) -> str | None:
     """Nearest ``Upsample`` + ``Conv`` with the call's own channel expressions and prefix."""
     call, node = layer.call, layer.node
+    if call.cls in libraries.SIGNATURES:
+        return spellings.resize_conv_code(node)
     solved = [rewrites.solve_resize_conv(w) for w in node.window]
     scale = rewrites.axes_value([w.stride for w in node.window])
     kernel = rewrites.axes_value([k for k, _ in solved])

@@ -19,6 +19,7 @@ from deconvlint.core.ir import Kind, Node, WindowAxis
 from deconvlint.core.sizes import same_pads
 from deconvlint.frontends.torch.resize import interpolate_spec
 from deconvlint.frontends.torch.spec import TensorArg, window_axes
+from deconvlint.source import libraries
 from deconvlint.source.calls import TORCH_NN, LayerCall
 
 _MODE_RANK = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
@@ -119,6 +120,18 @@ def layer_node(call: LayerCall, index: int = 0, rank_hint: int | None = None) ->
         "inputs": (f"v{index}",),
         "outputs": (f"v{index + 1}",),
     }
+    if call.cls in libraries.SIGNATURES:
+        common["op_type"] = libraries.class_name(call.cls)
+        common["in_channels"] = call.int_arg("in_channels")
+        common["out_channels"] = call.int_arg("out_channels")
+        common["has_bias"] = call.args.get("use_bias", True) is not False
+        cin, cout, _ = libraries.CHANNELS.get(call.cls, (None, None, None))
+        # the rewrites written with the call's own module prefix (none: the library's usual one)
+        extra = {"prefix": call.prefix} if call.prefix else {}
+        for key, param in (("in_source", cin), ("filters_source", cout), ("features_source", cout)):
+            if param in call.sources:
+                extra[key] = call.sources[param]
+        return libraries.library_node(call.cls, call.args, common, extra)
     rank = class_rank(call.cls)
     if call.cls.startswith(("ConvTranspose", "Conv")) and rank is not None:
         transposed = call.cls.startswith("ConvTranspose")
