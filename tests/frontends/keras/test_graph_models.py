@@ -327,3 +327,26 @@ def test_keras_ops_in_a_functional_model():
     y = keras.ops.convert_to_numpy(keras.ops.depth_to_space(x, 2))  # (1, 2, 2, 3)
     order = subpixel_channel_order(3, (2, 2), "DCR")  # [c, i, j] -> input channel
     np.testing.assert_array_equal(np.moveaxis(y[0], -1, 0), order)
+
+
+def test_a_functional_model_called_twice():
+    """Keras 3 counts a nested Functional's own first node in output_layers (``['inner', 2,
+    0]`` is its second call) but not in a call's arguments (``['inner', 0, 0]``)."""
+    i = keras.Input((8, 8, 2))
+    o = keras.layers.Conv2DTranspose(2, 3, strides=2, padding="same", name="ct")(i)
+    inner = keras.Model(i, o, name="inner")
+    x = keras.Input((8, 8, 2), name="x")
+    y = keras.layers.Conv2D(2, 1, name="pre")(x)
+    a, b = inner(x), inner(y)
+    s = keras.layers.Add(name="s")([a, b])
+    model = keras.Model(x, [b, s, a], name="twice")
+    config = km.model_config(model)
+    assert config["config"]["output_layers"][0] == ["inner", 2, 0]
+    graph = graph_from_config(config, name="twice")
+    assert [(n.name, n.inputs) for n in graph.nodes] == [
+        ("pre", ("x",)),
+        ("inner/ct", ("x",)),
+        ("inner#2/ct", ("pre",)),
+        ("s", ("inner/ct", "inner#2/ct")),
+    ]
+    assert graph.outputs == ("inner#2/ct", "s", "inner/ct")
