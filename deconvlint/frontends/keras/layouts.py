@@ -28,19 +28,24 @@ LEGACY = "legacy"
 
 
 def read_layer(
-    file: Any, layout: str, keys: dict[LayerPath, str], path: LayerPath
+    file: Any,
+    layout: str,
+    keys: dict[LayerPath, str],
+    path: LayerPath,
+    named: dict[LayerPath, str] | None = None,
 ) -> list[np.ndarray] | None:
     """The variables of the layer at ``path`` in the open HDF5 ``file`` (``None``: not there);
-    ``keys`` are the Keras 3 groups the configuration predicts (for files without name tags).
+    ``keys`` are the Keras 3 groups the configuration predicts (for files without name tags),
+    ``named`` those the file's tags give (:func:`named_groups`; read here when not given).
     """
     if layout == LEGACY:
         return _read_legacy(file, path)
-    where = {**keys, **_named_groups(file)}.get(path)
+    where = {**keys, **(named_groups(file) if named is None else named)}.get(path)
     own = h5.child_path(file, f"{where}/vars", "group") if where else None
     return _numbered(own) if own is not None else None
 
 
-def _named_groups(root: Any) -> dict[LayerPath, str]:
+def named_groups(root: Any) -> dict[LayerPath, str]:
     """Layer path -> group, from the ``name`` tags of the ``vars`` groups (Keras 3.15)."""
     found: dict[LayerPath, str] = {}
     budget = [h5.MAX_LINKS]

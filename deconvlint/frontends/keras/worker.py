@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import io
 import json
+import os
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from deconvlint.errors import LoadError
 from deconvlint.files import open_regular
 from deconvlint.frontends.keras import h5
 from deconvlint.frontends.keras.h5 import H5pyMissing, UnreadableHDF5
-from deconvlint.frontends.keras.layouts import read_layer
+from deconvlint.frontends.keras.layouts import KERAS3, LayerPath, named_groups, read_layer
 from deconvlint.frontends.onnx.infer import InferenceWorker
 
 #: Seconds one read may take (a 256 MiB dataset reads in well under one).
@@ -69,7 +70,8 @@ def serve(payload: bytes) -> bytes:
                     "utf-8", "surrogateescape"
                 )
             keys = {tuple(k): v for k, v in command["keys"]}
-            found = read_layer(file, command["layout"], keys, tuple(command["layer"]))
+            named = _named(file, command["source"]) if command["layout"] == KERAS3 else None
+            found = read_layer(file, command["layout"], keys, tuple(command["layer"]), named)
     except H5pyMissing as exc:
         return b"M" + str(exc).encode()
     except LoadError as exc:
@@ -84,6 +86,21 @@ def serve(payload: bytes) -> bytes:
     for array in found:
         np.lib.format.write_array(out, np.ascontiguousarray(array), allow_pickle=False)
     return b"K" + out.getvalue()
+
+
+#: The worker's memory of each weights file's layer groups (a walk of every link), by the
+#: file's identity and version: a model's layers are asked for one by one.
+_NAMED: dict[tuple[Any, ...], dict[LayerPath, str]] = {}
+
+
+def _named(file: Any, source: dict[str, Any]) -> dict[LayerPath, str]:
+    info = os.stat(source["path"])
+    stamp = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, json.dumps(source))
+    if stamp not in _NAMED:
+        if len(_NAMED) >= 8:
+            _NAMED.clear()
+        _NAMED[stamp] = named_groups(file)
+    return _NAMED[stamp]
 
 
 def arrays(data: bytes) -> list[np.ndarray] | None:
