@@ -13,6 +13,7 @@ it, and read by :func:`graph_from_config`.  Then, with all-ones weights on a one
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import warnings
 
@@ -279,3 +280,23 @@ def test_weights_convert_to_the_ir_layout():
     for o in range(4, 14):
         for p in range(6, 21):
             np.testing.assert_allclose(y[0, o, p], response[:, o % 2, p % 3], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("build", [km.nested_shared, km.unet, km.layer_zoo, km.lambda_model])
+def test_keras3_legacy_h5_config_reads_like_the_keras_config(build, tmp_path):
+    """Keras 3 writes a legacy ``.h5``'s ``model_config`` in its legacy serialization; it gives
+    the same graph as ``config.json`` of a ``.keras``."""
+    h5py = pytest.importorskip("h5py")
+    model = build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5") as f:
+        legacy = json.loads(f.attrs["model_config"])
+    assert "module" not in legacy["config"]["layers"][-1]  # the legacy form, not config.json's
+
+    def summary(graph):
+        nodes = [(n.name, n.kind, n.window, n.resize, n.shift, n.inputs) for n in graph.nodes]
+        return nodes, graph.inputs, graph.outputs, graph.shapes, graph.report_notes
+
+    assert summary(graph_from_config(legacy, name="m")) == summary(_graph(model))
