@@ -20,6 +20,9 @@ Names (the ``node.name`` a finding shows):
   node ``<name>:crop`` before it.
 
 Values are named after the node that makes them; a model's inputs after their ``InputLayer``.
+A ``keras.ops`` call in a functional model (Keras 3 saves it as an operation, e.g.
+``ops.depth_to_space``, ``ops.image.resize``) is read by :mod:`deconvlint.frontends.keras.ops`.
+
 Every Keras node carries ``extra["library"] = "keras"``, ``extra["class_name"]`` (also its
 ``op_type``) and, for layers with a ``data_format``, ``extra["data_format"]``.
 
@@ -50,6 +53,7 @@ from deconvlint.frontends.keras.kernels import (
     separable_kernel,
     transpose_kernel,
 )
+from deconvlint.frontends.keras.ops import is_keras_op, op_spec
 from deconvlint.frontends.keras.table import (
     CODE,
     LayerConfigError,
@@ -350,12 +354,13 @@ class _Builder:
         shapes = [self.shapes.get(v) for v in inputs]
         if not isinstance(class_name, str):
             raise _fail(f"layer '{path[-1]}' has no class_name")
-        if class_name in CODE or is_custom(layer):
+        fmt = next((self.formats[v] for v in inputs if v in self.formats), None)
+        if class_name in CODE or (is_custom(layer) and not is_keras_op(layer)):
             spec = self.opaque(class_name, node_name)
         else:
-            fmt = next((self.formats[v] for v in inputs if v in self.formats), None)
+            convert = op_spec if is_keras_op(layer) else layer_spec
             try:
-                spec = layer_spec(class_name, cfg, shapes, fmt)
+                spec = convert(class_name, cfg, shapes, fmt)
             except LayerConfigError as error:
                 raise _fail(f"layer '{path[-1]}' ({class_name}): {error}") from None
         for out in (spec.crop, spec):

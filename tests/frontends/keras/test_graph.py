@@ -205,6 +205,23 @@ def test_custom_and_registered_classes_are_opaque():
     ]
 
 
+def test_keras_ops_are_read_by_name_not_as_custom_classes():
+    op = {"module": "keras.src.ops.numpy", "class_name": "Transpose", "registered_name": "Transpose",
+          "config": {"name": "t", "axes": [0, 2, 1, 3]}}  # fmt: skip
+    relu = {"module": "keras.src.ops.nn", "class_name": "Relu", "registered_name": "Relu",
+            "config": {"name": "relu"}}  # fmt: skip
+    d2s = {"module": "keras.src.ops.nn", "class_name": "DepthToSpace",
+           "registered_name": "DepthToSpace", "config": {"name": "d2s", "block_size": 0}}  # fmt: skip
+    graph = graph_from_config(_seq(relu, op), name="m")
+    assert [n.kind for n in graph.nodes] == [Kind.POINTWISE, Kind.BARRIER]
+    assert graph.nodes[1].notes == (
+        "keras.ops Transpose is not modelled; a pattern is not followed through it",
+    )
+    assert graph.report_notes == []
+    with pytest.raises(LoadError, match="block_size must be a positive integer"):
+        graph_from_config(_seq(d2s), name="m")
+
+
 def test_a_custom_model_class_is_not_inlined():
     inner = _seq(_layer("Conv2DTranspose", "up", filters=4, kernel_size=4, strides=2))
     inner.update({"name": "gen", "module": "mypackage.models", "registered_name": "Custom>Gen"})

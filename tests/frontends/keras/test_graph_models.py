@@ -39,6 +39,7 @@ MODELS = {
     "conv3d": (km.conv3d_model, "channels_last"),
     "zoo": (km.layer_zoo, "channels_last"),
     "resize_modes": (km.resize_modes, "channels_last"),
+    "keras_ops": (km.keras_ops, "channels_last"),
     "lambda": (km.lambda_model, "channels_last"),
 }
 
@@ -48,7 +49,7 @@ def _graph(model):
 
 
 def _top_level(graph) -> list[str]:
-    """Nodes that are top-level layers called once (their Keras tensor is ``layer.output``)."""
+    """Nodes that are top-level layers (or ops) called once (their tensor is ``layer.output``)."""
     return [n.name for n in graph.nodes if not any(c in n.name for c in "/#:")]
 
 
@@ -57,7 +58,7 @@ def _check_all(graph, model, outputs: list[np.ndarray], names: list[str], fmt: s
     ranges = km.clean_ranges(graph, fmt)
     compared = {}
     for name, y in zip(names, outputs, strict=True):
-        assert graph.shapes.get(name) == tuple(model.get_layer(name).output.shape), name
+        assert graph.shapes.get(name) == tuple(km.tensor_of(model, name).shape), name
         assert tuple(y.shape[1:]) == graph.shapes[name][1:], name
         if name not in ranges:
             continue
@@ -86,7 +87,7 @@ def test_interior_equals_pattern_on_torch_and_jax(key):
         names = ["up_a"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch_out = km.run_ones(model, [model.get_layer(n).output for n in names])
+        torch_out = km.run_ones(model, [km.tensor_of(model, n) for n in names])
     jax_out = km.run_on_jax(model, names)
     for name, t, j in zip(names, torch_out, jax_out, strict=True):
         np.testing.assert_allclose(t, j, rtol=2e-5, atol=1e-5, err_msg=f"{key}: {name}")
@@ -154,7 +155,7 @@ def test_unet_concatenate_channel_groups():
     graph = _graph(model)
     result = CoveragePass(graph).run()
     names = ["up2", "enc2", "skip2"]
-    up2, enc2, skip2 = km.run_ones(model, [model.get_layer(n).output for n in names])
+    up2, enc2, skip2 = km.run_ones(model, [km.tensor_of(model, n) for n in names])
     np.testing.assert_array_equal(skip2[..., :16], up2)
     np.testing.assert_array_equal(skip2[..., 16:], enc2)
     patterns = {tuple(p.tolist()) for s in result.states["skip2"] for p in s.patterns}
@@ -300,3 +301,52 @@ def test_keras3_legacy_h5_config_reads_like_the_keras_config(build, tmp_path):
         return nodes, graph.inputs, graph.outputs, graph.shapes, graph.report_notes
 
     assert summary(graph_from_config(legacy, name="m")) == summary(_graph(model))
+
+
+def test_keras_ops_in_a_functional_model():
+    """Keras 3 saves ``keras.ops`` calls as operations; depth_to_space is TensorFlow's DCR."""
+    from deconvlint.core.weights import subpixel_channel_order
+
+    keras.backend.clear_session()  # the ops' automatic names count per session
+    model = km.keras_ops()
+    graph = _graph(model)
+    kinds = {n.name: (n.op_type, n.kind) for n in graph.nodes}
+    assert kinds == {
+        "subpixel": ("Conv2D", Kind.CONV),
+        "depth_to_space": ("DepthToSpace", Kind.DEPTH_TO_SPACE),
+        "resize": ("Resize", Kind.RESIZE),
+        "relu": ("Relu", Kind.POINTWISE),
+        "up": ("Conv2DTranspose", Kind.CONV_TRANSPOSE),
+        "add": ("Add", Kind.JOIN),
+    }
+    d2s = next(n for n in graph.nodes if n.name == "depth_to_space")
+    assert (d2s.block, d2s.depth_to_space_mode) == ((2, 2), "DCR")
+    assert graph.shapes["depth_to_space"] == (None, 16, 16, 3)
+    assert graph.report_notes == []
+    x = np.arange(12, dtype="float32").reshape(1, 1, 1, 12)
+    y = keras.ops.convert_to_numpy(keras.ops.depth_to_space(x, 2))  # (1, 2, 2, 3)
+    order = subpixel_channel_order(3, (2, 2), "DCR")  # [c, i, j] -> input channel
+    np.testing.assert_array_equal(np.moveaxis(y[0], -1, 0), order)
+
+
+def test_a_functional_model_called_twice():
+    """Keras 3 counts a nested Functional's own first node in output_layers (``['inner', 2,
+    0]`` is its second call) but not in a call's arguments (``['inner', 0, 0]``)."""
+    i = keras.Input((8, 8, 2))
+    o = keras.layers.Conv2DTranspose(2, 3, strides=2, padding="same", name="ct")(i)
+    inner = keras.Model(i, o, name="inner")
+    x = keras.Input((8, 8, 2), name="x")
+    y = keras.layers.Conv2D(2, 1, name="pre")(x)
+    a, b = inner(x), inner(y)
+    s = keras.layers.Add(name="s")([a, b])
+    model = keras.Model(x, [b, s, a], name="twice")
+    config = km.model_config(model)
+    assert config["config"]["output_layers"][0] == ["inner", 2, 0]
+    graph = graph_from_config(config, name="twice")
+    assert [(n.name, n.inputs) for n in graph.nodes] == [
+        ("pre", ("x",)),
+        ("inner/ct", ("x",)),
+        ("inner#2/ct", ("pre",)),
+        ("s", ("inner/ct", "inner#2/ct")),
+    ]
+    assert graph.outputs == ("inner#2/ct", "s", "inner/ct")
