@@ -134,7 +134,7 @@ def _run(
         # a model built by a library's class: its findings point at the caller's call of it
         remember_root_call(target, library_root_call(target, sys._getframe(stacklevel)))
     path = os.fspath(target) if isinstance(target, (str, os.PathLike)) else None
-    try:  # a path is an ONNX file, whatever its name or bytes
+    try:  # a path is read as its name says (Keras for .keras and .h5, else ONNX), never sniffed
         loaded = load(
             ModelSpec(path, onnx_only=True) if path is not None else target,
             example_inputs,
@@ -147,7 +147,8 @@ def _run(
     if probe and loaded.module is None and loaded.onnx is None:
         from deconvlint.probe.measure import ProbeError
 
-        raise ProbeError("probe=True needs an nn.Module or ONNX, not an ExportedProgram")
+        what = "a Keras file" if loaded.frontend == "keras" else "an ExportedProgram"
+        raise ProbeError(f"probe=True needs an nn.Module or ONNX, not {what}")
     result = check_loaded(loaded, settings, RunOptions(probe=probe, timeout=timeout))
     findings = result.findings
     report = Report([result], frontend=loaded.frontend)
@@ -176,9 +177,10 @@ def check(
 
     ``target``: a ``torch.nn.Module`` (``example_inputs``, a tensor or a tuple of tensors,
     feed it when tracing needs shapes; ``timeout`` bounds the tracing in seconds), a
-    ``torch.export.ExportedProgram``, an ``onnx.ModelProto``, or the path of an ONNX file
+    ``torch.export.ExportedProgram``, an ``onnx.ModelProto``, or the path of an ONNX file or a
+    Keras file (``.keras``, legacy ``.h5``; read without keras, tensorflow or jax)
     (``example_inputs`` is not needed for these).  ``report.frontend`` says which reader was
-    used: ``"onnx"``, ``"fx"``, ``"export"`` or ``"hooks"``.
+    used: ``"onnx"``, ``"keras"``, ``"fx"``, ``"export"`` or ``"hooks"``.
 
     Settings: ``config`` (a file, a :class:`Settings`, or ``None`` for the file discovered from
     the current folder, as the CLI does), then the keywords, which win as the CLI's flags do.

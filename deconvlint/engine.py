@@ -92,6 +92,12 @@ def measure(loaded: Loaded) -> dict:
         from deconvlint.probe.torch import probe_module
 
         return probe_module(loaded.module, loaded.graph, loaded.probe_shapes())
+    if loaded.frontend == "keras":
+        raise ProbeError(
+            "--probe runs models with onnxruntime or torch, and a Keras file runs only in "
+            "Keras, which deconvlint does not import; export it to ONNX "
+            "(model.export('model.onnx', format='onnx')) and probe that file"
+        )
     raise ProbeError(
         "--probe runs ONNX files and package.module:attribute targets; export this model to "
         "ONNX to probe it"

@@ -1,10 +1,12 @@
 """Turn the command line's paths into the list of model files and module targets to check.
 
-A ``*.py`` file is read as Python source (never imported); a ``*.onnx`` file is read as ONNX;
-any other file named on the command line is checked whatever its name (its content says whether
-it is ONNX, a torch export, a TorchScript archive or a pickle; a text file fails to load, with a
-clear error).  A folder stands for every ``*.onnx`` and ``*.py`` below it, sorted (a model
-file found in a folder is read as ONNX only, whatever its bytes); hidden folders (``.git``,
+A ``*.py`` file is read as Python source (never imported); a ``*.onnx`` file is read as ONNX,
+a ``*.keras`` or ``*.h5`` file as Keras; any other file named on the command line is checked
+whatever its name (its content says whether it is ONNX, Keras, a torch export, a TorchScript
+archive or a pickle; a text file fails to load, with a clear error).  A folder stands for every
+``*.onnx``, ``*.keras`` and ``*.py`` below it, sorted (a model file found in a folder is read as
+its name says, ONNX or Keras, whatever its bytes; ``*.h5`` files are left out, since most HDF5
+files in a repository are data, not models: name a legacy Keras ``.h5`` explicitly); hidden folders (``.git``,
 ``.venv``) and virtual environments are not entered, since they hold other people's models (the
 onnx package alone ships thousands of test models).  A name that is not an existing path but has the form
 ``package.module:attribute`` is a module target (an existing path of that spelling wins).  A path
@@ -33,9 +35,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 MODEL_SUFFIX = ".onnx"
+#: The model files a folder stands for (with the ``*.py`` files).
+FOLDER_MODEL_SUFFIXES = (MODEL_SUFFIX, ".keras")
 SOURCE_SUFFIX = ".py"
 # A missing "x:y.onnx" is a missing file, not the attribute "y.onnx" of a module "x".
-_FILE_SUFFIXES = (MODEL_SUFFIX, ".pt2", ".pt", ".pth", ".pkl", ".ts")
+_FILE_SUFFIXES = (*FOLDER_MODEL_SUFFIXES, ".h5", ".hdf5", ".pt2", ".pt", ".pth", ".pkl", ".ts")
 #: what a folder leaves out unless ``exclude`` replaces it: hidden folders and files (".git",
 #: ".venv"), caches and installed packages (virtual environments are always left out)
 DEFAULT_EXCLUDE = (".*", "__pycache__", "node_modules", "site-packages")
@@ -123,7 +127,7 @@ class Target:
     display: str  # the path (or module target) as the user will see it in the output
     error: str | None = None
     module: bool = False  # a ``package.module:attribute`` target, not a file
-    in_folder: bool = False  # found in a folder: a model file there is read as ONNX only
+    in_folder: bool = False  # found in a folder: a model file there is read as its name says
     root: str | None = None  # the folder given on the command line that holds this file
 
 
@@ -136,8 +140,8 @@ def _enter(folder: str, name: str, root: str, exclusion: Exclusion) -> bool:
 
 
 def models_below(folder: str, exclusion: Exclusion | None = None) -> list[str]:
-    """Every ``*.onnx`` and ``*.py`` file below ``folder`` that ``exclusion`` keeps, sorted by
-    path, as ``folder/relative/path``."""
+    """Every ``*.onnx``, ``*.keras`` and ``*.py`` file below ``folder`` that ``exclusion``
+    keeps, sorted by path, as ``folder/relative/path``."""
     exclusion = exclusion or Exclusion()
     listed = git_listed(folder) if exclusion.respect_gitignore else None
     found: list[str] = []
@@ -145,7 +149,7 @@ def models_below(folder: str, exclusion: Exclusion | None = None) -> list[str]:
         dirnames[:] = [d for d in dirnames if _enter(current, d, folder, exclusion)]
         for name in filenames:
             path = os.path.join(current, name)
-            if not name.endswith((MODEL_SUFFIX, SOURCE_SUFFIX)):
+            if not name.endswith((*FOLDER_MODEL_SUFFIXES, SOURCE_SUFFIX)):
                 continue
             if listed is not None and os.path.normpath(os.path.relpath(path, folder)) not in listed:
                 continue
@@ -168,8 +172,8 @@ def _targets_for(path: str, exclusion: Exclusion) -> Iterator[Target]:
             yield Target(
                 path,
                 error=(
-                    f"no ONNX models (*{MODEL_SUFFIX}) nor Python files (*{SOURCE_SUFFIX}) "
-                    "found in this folder"
+                    "no ONNX models (*.onnx), Keras models (*.keras) nor Python files "
+                    f"(*{SOURCE_SUFFIX}) found in this folder"
                 ),
             )
         for model in models:

@@ -3,13 +3,14 @@
 :func:`load` takes
 
 - a :class:`~deconvlint.frontends.target.ModelSpec`, or a path or a string: an existing file, read
-  as :func:`deconvlint.frontends.sniff.file_format` recognises it (ONNX, a ``torch.export``
-  archive, TorchScript or a pickle, the last two only with ``trust_pickle``), or a
-  ``package.module:attribute`` target, imported, built and traced;
+  as :func:`deconvlint.frontends.sniff.file_format` recognises it (ONNX, a Keras ``.keras`` or
+  ``.h5`` file, a ``torch.export`` archive, TorchScript or a pickle, the last two only with
+  ``trust_pickle``), or a ``package.module:attribute`` target, imported, built and traced;
 - an ``onnx.ModelProto``, a ``torch.nn.Module`` (traced, fed ``example_inputs``) or a
   ``torch.export.ExportedProgram``.
 
-Each front end is imported only when a target needs it: an ONNX file never imports torch, and an
+Each front end is imported only when a target needs it: an ONNX or Keras file never imports
+torch (nor a Keras file keras, tensorflow or jax), and an
 object is recognised as a ``ModelProto`` or a module only when onnx or torch is imported already
 (whoever holds one has imported it).
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from deconvlint.errors import LoadError, one_line
-from deconvlint.frontends.sniff import FileFormat, file_format
+from deconvlint.frontends.sniff import KERAS_FORMATS, TORCH_FORMATS, FileFormat, file_format
 from deconvlint.frontends.target import ModelSpec, as_input_tuple, is_module_target
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class Loaded:
     """A model read into the IR, and what the probe needs to run it."""
 
     graph: Graph
-    frontend: str  # the reader: "onnx", "fx", "export" or "hooks"
+    frontend: str  # the reader: "onnx", "keras", "fx", "export" or "hooks"
     path: str  # shown in front of its findings: the target as given, or "<ClassName>"
     module: Any = None  # the torch.nn.Module the graph was traced from (a target or an object)
     onnx: Any = None  # the ONNX file or ModelProto the graph was read from
@@ -98,11 +99,11 @@ def is_file(spec: ModelSpec) -> bool:
 
 
 def runs_torch(spec: ModelSpec) -> bool:
-    """Whether loading ``spec`` imports torch (a module target, or a file that is not ONNX);
-    a file that cannot even be recognised is left to its own load to report."""
+    """Whether loading ``spec`` imports torch (a module target, or a torch file); a file that
+    cannot even be recognised is left to its own load to report."""
     try:
         if is_file(spec):
-            return file_format(spec.target, sniffed=not spec.onnx_only) is not FileFormat.ONNX
+            return file_format(spec.target, sniffed=not spec.onnx_only) in TORCH_FORMATS
         return True
     except Exception:  # MemoryError included: that file's own load says what is wrong
         return False
@@ -130,6 +131,10 @@ def _load_spec(spec: ModelSpec, trust_pickle: bool, timeout: float | None) -> Lo
 
         graph = load_graph(spec.target)
         return Loaded(graph, "onnx", spec.target, None, spec.target, spec.input_shapes)
+    if kind in KERAS_FORMATS:
+        from deconvlint.frontends.keras.reader import load_graph as load_keras
+
+        return Loaded(load_keras(spec.target, kind), "keras", spec.target)
     graph, reader = _torch_file_graph(spec, kind, trust_pickle, timeout)
     return Loaded(graph, reader, spec.target, input_shapes=spec.input_shapes)
 
@@ -142,7 +147,8 @@ def _torch_file_graph(
     path = spec.target
     if kind is FileFormat.OTHER_ZIP:
         raise LoadError(
-            "a zip archive, but not one written by torch.export.save, torch.jit.save or torch.save"
+            "a zip archive, but not one written by torch.export.save, torch.jit.save, torch.save "
+            "or Keras's model.save"
         )
     if kind is FileFormat.PICKLED_WEIGHTS:
         raise LoadError(

@@ -1,20 +1,27 @@
 """What a model file is, decided from its name and its content (bounded reads; nothing in it
 runs): the one place that recognises a file.
 
-A ``*.onnx`` file, and every file found in a folder, is ONNX whatever its bytes.  Any other file
-is recognised by its content:
+A file's name decides first: ``*.onnx`` is ONNX, ``*.keras`` a Keras archive and ``*.h5`` or
+``*.hdf5`` HDF5 (a legacy Keras model, if it holds one), whatever the bytes; a file found in a
+folder with another name is ONNX.  Any other file named on its own is recognised by its content:
 
 - ``torch.export.save`` (``.pt2``): a zip with ``archive_format`` or ``models/``;
 - ``torch.jit.save`` (TorchScript): a zip with ``code/`` and ``constants.pkl``;
 - ``torch.save(model)`` or any pickle: a zip with ``data.pkl``, or a pickle stream, whose opcodes
   name classes;
 - ``torch.save(state_dict)``: the same, naming only tensor rebuilders;
+- Keras's ``model.save("x.keras")``: a zip with ``config.json`` (or another member Keras
+  writes: ``metadata.json``, ``model.weights.h5``) and none of torch's;
+- HDF5 (Keras's legacy ``model.save("x.h5")``, or any HDF5 file): its signature at offset 0, or
+  after a user block at 512, 1024, 2048 ... bytes (up to :data:`MAX_HDF5_USER_BLOCK`);
 - anything else: ONNX, whose front end says what is wrong with it.
 
 Pickles are read as opcodes (:mod:`pickletools`), never unpickled.
 
 >>> file_format("models/decoder.onnx").value, file_format("x.pt2", sniffed=False).value
 ('onnx', 'onnx')
+>>> file_format("gan.keras", sniffed=False).value, file_format("gan.h5", sniffed=False).value
+('keras', 'hdf5')
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from typing import IO
 from deconvlint.files import open_regular
 
 ONNX_SUFFIX = ".onnx"
+KERAS_SUFFIX = ".keras"
+HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
 class FileFormat(str, enum.Enum):
@@ -39,6 +48,22 @@ class FileFormat(str, enum.Enum):
     PICKLED_OBJECT = "pickle"
     PICKLED_WEIGHTS = "state_dict"
     OTHER_ZIP = "zip"
+    KERAS = "keras"  # a .keras archive (Keras 3's model.save), or a zip that looks like one
+    HDF5 = "hdf5"  # an HDF5 file: a legacy Keras .h5 model if it has a model_config attribute
+
+
+#: The formats the Keras front end reads (without keras, tensorflow, jax or torch).
+KERAS_FORMATS = frozenset({FileFormat.KERAS, FileFormat.HDF5})
+#: The formats the torch front end reads (or refuses): checking them imports torch.
+TORCH_FORMATS = frozenset(
+    {
+        FileFormat.EXPORTED_PROGRAM,
+        FileFormat.TORCHSCRIPT,
+        FileFormat.PICKLED_OBJECT,
+        FileFormat.PICKLED_WEIGHTS,
+        FileFormat.OTHER_ZIP,
+    }
+)
 
 
 # Globals a pickle of tensors and plain containers names: a state_dict or a checkpoint of weights.
@@ -59,6 +84,15 @@ MAX_PICKLE_OPS = 1_000_000
 MAX_PICKLE_BYTES = 32 << 20
 #: Bounds of a zip's member list, read before any member.
 MAX_ZIP_MEMBERS = 100_000
+#: The members of a ``.keras`` archive (Keras 3 writes them at the top of the zip).
+KERAS_CONFIG_MEMBER = "config.json"
+KERAS_WEIGHTS_MEMBER = "model.weights.h5"
+KERAS_MEMBERS = frozenset(
+    {KERAS_CONFIG_MEMBER, "metadata.json", KERAS_WEIGHTS_MEMBER, "model.weights.npz"}
+)
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Largest user block searched for the HDF5 signature (HDF5 looks at 0, 512, 1024, 2048 ...).
+MAX_HDF5_USER_BLOCK = 1 << 20
 
 
 @dataclass
@@ -149,7 +183,28 @@ def _sniff_zip(file: IO[bytes]) -> FileFormat:
                     return _classify_pickle(member)
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError):
                 return FileFormat.PICKLED_OBJECT  # unreadable: nothing proves it is weights
+        if KERAS_MEMBERS.intersection(names):  # Keras writes them at the top, no folder
+            return FileFormat.KERAS
     return FileFormat.OTHER_ZIP
+
+
+def hdf5_offset(file: IO[bytes]) -> int | None:
+    """Where the HDF5 signature is in ``file``: 0, or the size of a user block before it
+    (512, 1024, 2048 ... at most :data:`MAX_HDF5_USER_BLOCK`); ``None`` when it is not there.
+
+    >>> hdf5_offset(io.BytesIO(bytes(512) + HDF5_SIGNATURE)), hdf5_offset(io.BytesIO(b"PK"))
+    (512, None)
+    """
+    offset = 0
+    while offset <= MAX_HDF5_USER_BLOCK:
+        file.seek(offset)
+        head = file.read(len(HDF5_SIGNATURE))
+        if head == HDF5_SIGNATURE:
+            return offset
+        if len(head) < len(HDF5_SIGNATURE):
+            return None
+        offset = max(512, offset * 2)
+    return None
 
 
 def sniff(path: str | os.PathLike) -> FileFormat:
@@ -182,19 +237,26 @@ def _sniff_file(path: str, stamp: tuple[int, ...]) -> FileFormat:
                 return _classify_pickle(file)
             if head == b"PK":
                 return _sniff_zip(file)
+            if hdf5_offset(file) is not None:
+                return FileFormat.HDF5
     except OSError:
         pass  # the ONNX front end reports missing, unreadable and irregular files
     return FileFormat.ONNX
 
 
 def file_format(path: str | os.PathLike, *, sniffed: bool = True) -> FileFormat:
-    """How ``path`` is read: a ``*.onnx`` name, or a file found in a folder (``sniffed`` false),
-    is ONNX whatever its bytes; any other file is recognised by
-    :func:`sniff`.
+    """How ``path`` is read: by its name when it ends in ``.onnx``, ``.keras``, ``.h5`` or
+    ``.hdf5``, whatever its bytes; any other name is ONNX when the file was found in a folder
+    (``sniffed`` false), else recognised by :func:`sniff`.
 
     >>> file_format("models/decoder.onnx").value, file_format("x.pt2", sniffed=False).value
     ('onnx', 'onnx')
     """
-    if not sniffed or os.fspath(path).lower().endswith(ONNX_SUFFIX):
+    name = os.fspath(path).lower()
+    if name.endswith(ONNX_SUFFIX):
         return FileFormat.ONNX
-    return sniff(path)
+    if name.endswith(KERAS_SUFFIX):
+        return FileFormat.KERAS
+    if name.endswith(HDF5_SUFFIXES):
+        return FileFormat.HDF5
+    return sniff(path) if sniffed else FileFormat.ONNX

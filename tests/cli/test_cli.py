@@ -726,7 +726,9 @@ def test_examples_folder_json() -> None:
     assert [r["path"] for r in data["results"]] == [
         "examples/clean_decoder.onnx",
         "examples/cyclegan_decoder.onnx",
+        "examples/dcgan_generator.keras",
         "examples/make_examples.py",  # Python source is checked too (it builds no layer)
+        "examples/make_keras_example.py",
         "examples/stylegan_blur.onnx",
     ]
     assert all(r["error"] is None for r in data["results"])

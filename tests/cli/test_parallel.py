@@ -160,11 +160,12 @@ def test_output_file_and_summary_on_the_terminal(tmp_path: Path) -> None:
     out = tmp_path / "deconvlint.sarif"
     proc = deconvlint("examples", "--format", "sarif", "--output", str(out))
     assert proc.returncode == 1
-    assert proc.stdout == "Found 4 findings (3 warnings, 1 info) in 4 files.\n"
-    assert len(json.loads(out.read_text())["runs"][0]["results"]) == 4
+    # the ONNX examples, the Keras one (two DL001, one DL003) and the two scripts
+    assert proc.stdout == "Found 7 findings (6 warnings, 1 info) in 6 files.\n"
+    assert len(json.loads(out.read_text())["runs"][0]["results"]) == 7
     quiet = deconvlint("examples", "--format", "json", "--output", str(out), "-q")
     assert quiet.stdout == ""
-    assert json.loads(out.read_text())["summary"]["findings"] == 4
+    assert json.loads(out.read_text())["summary"]["findings"] == 7
 
 
 def test_output_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:

@@ -81,9 +81,9 @@ def test_cli_writes_the_report_and_keeps_stdout(tmp_path: Path) -> None:
     assert "examples/cyclegan_decoder.onnx:decoder.up1: DL001" in proc.stdout
     page = path.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
-    assert page.count('class="finding"') == 4
-    assert page.count("<svg") == 4
-    assert "Found 4 findings (3 warnings, 1 info) in 4 files." in page
+    assert page.count('class="finding"') == 7  # the ONNX examples' 4, the Keras example's 3
+    assert page.count("<svg") == 7
+    assert "Found 7 findings (6 warnings, 1 info) in 6 files." in page
 
 
 def test_cli_report_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
@@ -127,9 +127,9 @@ def test_chromium_renders_the_report(tmp_path: Path) -> None:
     text = re.sub(r"<[^>]+>", " ", dom.split("<script>")[0])
     text = " ".join(text.split())
     assert "deconvlint report" in text
-    assert "Found 4 findings (3 warnings, 1 info) in 4 files; 1 file could not be analysed." in text
+    assert "Found 7 findings (6 warnings, 1 info) in 6 files; 1 file could not be analysed." in text
     assert "examples/cyclegan_decoder.onnx" in text and "broken.onnx" in text
     assert "DL003 stacked-uneven-overlap" in text
     assert "decoder.up1 → decoder.up2" in text
     assert "nn.ConvTranspose2d(16, 8, kernel_size=4, stride=2, padding=1)" in text
-    assert dom.count("<svg") == 4 and dom.count("<rect") > 4 * 16
+    assert dom.count("<svg") == 7 and dom.count("<rect") > 7 * 16

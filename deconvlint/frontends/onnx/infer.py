@@ -110,9 +110,17 @@ def _limit_memory(extra: int) -> None:
 
 
 class InferenceWorker:
-    """One forked process running ``infer`` on serialized models, restarted when it dies."""
+    """One forked process running ``infer`` on serialized models, restarted when it dies.
 
-    def __init__(self) -> None:
+    ``crashed`` and ``failed`` word its failures for the library it runs (the Keras front end
+    runs h5py in one of its own)."""
+
+    def __init__(
+        self,
+        crashed: str = "onnx crashed on this model",
+        failed: str = "the shape inference process failed",
+    ) -> None:
+        self.crashed, self.failed = crashed, failed
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._owner = 0  # the pid that forked the worker
@@ -188,8 +196,8 @@ class InferenceWorker:
     def _crashed(self) -> RuntimeError:
         status = self._reap()
         if os.WIFSIGNALED(status):
-            return RuntimeError(f"onnx crashed on this model (signal {os.WTERMSIG(status)})")
-        return RuntimeError("the shape inference process failed")
+            return RuntimeError(f"{self.crashed} (signal {os.WTERMSIG(status)})")
+        return RuntimeError(self.failed)
 
     def run(self, payload: bytes, infer: Callable[[bytes], bytes], timeout: float) -> bytes:
         """``infer(payload)`` in the worker; RuntimeError if it fails, crashes or overruns."""
