@@ -305,3 +305,30 @@ def strided_rewrites(node: Node) -> list[Suggestion]:
             code=code,
         )
     ]
+
+
+def icnr_code(node: Node, r: int, rank: int = 2, mode: str = "DCR") -> str:
+    """ICNR (Aitken et al. 2017) as a Keras initializer for the sub-pixel conv ``node``: every
+    sub-kernel of an output channel starts identical.  Keras kernels are ``(*window, in, out)``;
+    TensorFlow's depth_to_space (DCR) reads channel ``phase*C + c``, a CRD shuffle ``c*R + phase``.
+    """
+    copies = (
+        f"keras.ops.tile(base, (1,) * (len(shape) - 1) + (self.r**{rank},))"
+        if mode == "DCR"
+        else f"keras.ops.repeat(base, self.r**{rank}, axis=-1)"
+    )
+    filters = _filters(node)
+    return (
+        "import keras\n\n\n"
+        "class ICNR(keras.initializers.Initializer):\n"
+        '    """Every sub-kernel of an output channel starts identical: no checkerboard at init."""\n\n'
+        f"    def __init__(self, r={r}, init=None):\n"
+        "        self.r, self.init = r, init or keras.initializers.GlorotUniform()\n\n"
+        "    def __call__(self, shape, dtype=None):\n"
+        "        *window, cin, cout = shape\n"
+        f"        base = self.init((*window, cin, cout // self.r**{rank}), dtype=dtype)\n"
+        f"        return {copies}\n\n\n"
+        f"# {printable(node.name)}: the sub-pixel conv, with a zero bias (Keras's default)\n"
+        f"{_prefix(node)}Conv{rank}D({filters}, ..., kernel_initializer=ICNR(r={r}), "
+        "bias_initializer='zeros')"
+    )

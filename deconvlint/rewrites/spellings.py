@@ -68,3 +68,8 @@ def strided_rewrites(node: Node) -> list[Suggestion]:
     if lib == "keras":
         return keras.strided_rewrites(node)
     return suggestions.strided_rewrites(node) if lib is None else []
+
+
+def icnr_code(node: Node, r: int, rank: int, mode: str) -> str | None:
+    """ICNR initialisation in the sub-pixel conv's library (``None``: PyTorch's, the caller's)."""
+    return keras.icnr_code(node, r, rank, mode) if library(node) == "keras" else None

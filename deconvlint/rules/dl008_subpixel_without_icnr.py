@@ -11,6 +11,7 @@ import numpy as np
 from deconvlint.core import weights as wg
 from deconvlint.core.geometry import plain_number
 from deconvlint.report import Finding, Suggestion
+from deconvlint.rewrites import spellings
 from deconvlint.rules.base import Context, fmt_number
 from deconvlint.rules.weighted import grid_text, nested, weight_compensation, weighted_layers
 
@@ -69,9 +70,11 @@ def check(ctx: Context) -> Iterator[Finding]:
         )
         r = shuffle.block[0] if len(set(shuffle.block)) == 1 else max(shuffle.block)
         where = _python_name(layer.node.name)
-        code = (
-            f"# conv = {where}\n" if where else f"# conv: the layer '{layer.node.name}'\n"
-        ) + wg.icnr_code("conv", r, len(shuffle.block), shuffle.depth_to_space_mode)
+        rank, mode = len(shuffle.block), shuffle.depth_to_space_mode
+        code = spellings.icnr_code(layer.node, r, rank, mode) or (
+            (f"# conv = {where}\n" if where else f"# conv: the layer '{layer.node.name}'\n")
+            + wg.icnr_code("conv", r, rank, mode)
+        )
         suggestion = Suggestion(
             title="ICNR initialisation: identical sub-kernels per output channel, zero bias",
             params={"r": r, "mode": shuffle.depth_to_space_mode},

@@ -262,15 +262,33 @@ def scan(tree: ast.Module, text: str) -> SourceCalls:
         cls = resolve_callee(dotted, imports)
         if cls is not None:
             by_node[id(node)] = bind_call(node, cls, dotted, lines)
-        elif _qualified(dotted, imports) == f"{TORCH_NN}.Sequential":
+        elif _qualified(dotted, imports) in (f"{TORCH_NN}.Sequential", *libraries.SEQUENTIALS):
             sequential_nodes.append(node)
     calls = sorted(by_node.values(), key=lambda c: (c.line, c.col))
     sequentials = []
     for seq in sorted(sequential_nodes, key=lambda n: (n.lineno, n.col_offset)):
-        if seq.keywords or any(isinstance(a, ast.Starred) for a in seq.args):
-            continue  # nn.Sequential(*layers) or an OrderedDict: not a literal chain
-        sequentials.append([_element(a, by_node, imports) for a in seq.args])
+        elements = _chain_elements(seq)
+        if elements is not None:
+            sequentials.append([_element(a, by_node, imports) for a in elements])
     return SourceCalls(calls=calls, sequentials=sequentials, imports=imports)
+
+
+def _chain_elements(seq: ast.Call) -> list[ast.expr] | None:
+    """The layers of a literal chain: ``nn.Sequential(a, b)``'s arguments, or the list of
+    ``keras.Sequential([a, b])`` (``layers=[...]``); ``None`` for anything else."""
+    if not seq.args and len(seq.keywords) >= 1 and seq.keywords[0].arg == "layers":
+        seq_list = seq.keywords[0].value  # keras.Sequential(layers=[...], name=...)
+    elif len(seq.args) == 1 and isinstance(seq.args[0], ast.List | ast.Tuple):
+        seq_list = seq.args[0]  # keras.Sequential([...], name=...)
+    else:
+        if seq.keywords or any(isinstance(a, ast.Starred) for a in seq.args):
+            return None  # nn.Sequential(*layers) or an OrderedDict: not a literal chain
+        return list(seq.args)
+    if not isinstance(seq_list, ast.List | ast.Tuple):
+        return None
+    if any(isinstance(e, ast.Starred) for e in seq_list.elts):
+        return None
+    return list(seq_list.elts)
 
 
 def _element(

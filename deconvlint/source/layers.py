@@ -164,7 +164,8 @@ def element_node(element: LayerCall | str | None, index: int, rank_hint: int | N
     name = element.position if isinstance(element, LayerCall) else f"element{index}"
     kind = Kind.BARRIER
     module, _, cls = element.rpartition(".") if isinstance(element, str) else ("", "", "")
-    if module.startswith(TORCH_NN) and cls in POINTWISE:
+    torch_pointwise = module.startswith(TORCH_NN) and cls in POINTWISE
+    if torch_pointwise or (isinstance(element, str) and libraries.pointwise(element)):
         kind = Kind.POINTWISE
     return Node(
         name=name,

@@ -97,6 +97,24 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 DEFAULTS[NNX] = DEFAULTS[LINEN]
 UPSAMPLERS = frozenset(SIGNATURES)
+#: the qualified names of a Keras ``Sequential`` (its list literal is a chain, as torch's is)
+SEQUENTIALS = tuple(
+    f"{m}.{c}"
+    for m in ("keras", "tensorflow.keras", "tf_keras")
+    for c in ("Sequential", "models.Sequential")
+)
+#: Keras layers that leave the coverage pattern as it is (in a chain)
+KERAS_POINTWISE = frozenset(
+    {"Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "Dropout", "GaussianNoise"}
+    | {"BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization"}
+    | {f"SpatialDropout{r}D" for r in (1, 2, 3)}
+)
+
+
+def pointwise(qualified: str) -> bool:
+    """Whether a qualified Keras layer name passes the pattern through (``keras.layers.ReLU``)."""
+    module, _, name = qualified.rpartition(".")
+    return module in KERAS_MODULES and name in KERAS_POINTWISE
 
 
 def library_of(key: str) -> str:

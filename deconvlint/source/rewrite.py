@@ -40,15 +40,27 @@ class Replacement:
     code: str
 
 
-def value_code(value: Any) -> str:
-    """Python source for a parameter value: ``4``, ``(4, 2)``, ``"bilinear"``, ``False``."""
+def value_code(value: Any, quote: str = '"') -> str:
+    """Python source for a parameter value: ``4``, ``(4, 2)``, ``"bilinear"``, ``False``; a
+    string in ``quote`` (the call's own quote character).
+
+    >>> value_code("same", "'"), value_code(("a", 1))
+    ("'same'", '("a", 1)')
+    """
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return quote + value.replace("\\", "\\\\").replace(quote, "\\" + quote) + quote
     if isinstance(value, tuple):
-        return (
-            "(" + ", ".join(value_code(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-        )
+        items = ", ".join(value_code(v, quote) for v in value)
+        return "(" + items + ("," if len(value) == 1 else "") + ")"
     return repr(value)
+
+
+def _quote(call: cst.Call) -> str:
+    """The quote character of the call's first plain string argument (``"`` without one)."""
+    for arg in call.args:
+        if isinstance(arg.value, cst.SimpleString) and arg.value.quote in ("'", '"'):
+            return arg.value.quote
+    return '"'
 
 
 def _dotted(expr: cst.BaseExpression) -> str | None:
@@ -92,9 +104,10 @@ def _append_commas(args: list[cst.Arg]) -> tuple[cst.Comma, cst.Comma | cst.Mayb
 def edit_call(call: cst.Call, params: tuple[str, ...], changes: Changes) -> cst.Call:
     """``call`` with the parameters in ``changes`` replaced or added (``params``: the signature)."""
     args = list(call.args)
+    quote = _quote(call)
     positional = [i for i, a in enumerate(args) if a.keyword is None and not a.star]
     for name, value in changes.items():
-        expr = cst.parse_expression(value_code(value))
+        expr = cst.parse_expression(value_code(value, quote))
         slot = next((i for i, a in enumerate(args) if a.keyword and a.keyword.value == name), None)
         if slot is None and params.index(name) < len(positional):
             slot = positional[params.index(name)]

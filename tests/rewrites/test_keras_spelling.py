@@ -266,3 +266,33 @@ def test_suggestions_on_real_models_keep_each_layers_shape(builder: str) -> None
                 assert tuple(out.shape[1:]) == tuple(original.output.shape[1:]), (name, code)
                 checked += 1
     assert checked >= 2
+
+
+def test_icnr_for_a_keras_subpixel_conv_removes_the_finding() -> None:
+    """DL008 on a Keras sub-pixel conv (``ops.depth_to_space``, DCR) gives a Keras initializer;
+    the same model built with it checks clean."""
+    from deconvlint.config.settings import Settings
+    from deconvlint.engine import check_graph
+    from deconvlint.frontends.keras.graph import graph_from_config
+    from tests.support import keras_models
+
+    def findings(model):
+        def variables(path):
+            return [keras.ops.convert_to_numpy(v) for v in model.get_layer(path[-1]).weights]
+
+        config = keras_models.model_config(model)
+        graph = graph_from_config(config, name="m", variables=variables)
+        return check_graph(graph, Settings(select=("DL008",)))
+
+    keras.utils.set_random_seed(0)
+    (finding,) = findings(keras_models.keras_ops())
+    (suggestion,) = finding.suggestions
+    assert "class ICNR(keras.initializers.Initializer)" in suggestion.code
+    assert "layers.Conv2D(12, ..., kernel_initializer=ICNR(r=2)" in suggestion.code
+    namespace: dict = {}
+    exec(suggestion.code.split("\n# ")[0], namespace)
+    x = keras.Input((8, 8, 4), name="x")
+    init = namespace["ICNR"](r=2)
+    c = layers.Conv2D(12, 3, padding="same", name="subpixel", kernel_initializer=init)(x)
+    out = keras.ops.depth_to_space(c, 2)
+    assert findings(keras.Model(x, out)) == []

@@ -247,3 +247,46 @@ def test_cli_on_a_keras_file(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "layers.Conv2DTranspose(64, (4, 4), strides=(2, 2)" in path.read_text()
     assert run_cli("gen.py", cwd=tmp_path, env=cli_env()).returncode == 0
+
+
+CHAIN = """\
+import keras
+from keras import layers
+
+generator = keras.Sequential([
+    layers.Conv2DTranspose(64, 3, strides=2, padding='same'),
+    layers.BatchNormalization(),
+    layers.LeakyReLU(),
+    layers.Conv2DTranspose(32, 3, strides=2, padding='same'),
+    layers.Activation('tanh'),
+], name='generator')
+broken = keras.Sequential(layers=[
+    layers.Conv2DTranspose(8, 4, strides=3, padding='same'),
+    layers.Dense(4),
+    layers.Conv2DTranspose(8, 4, strides=3, padding='same'),
+])
+spread = keras.Sequential([*blocks, layers.Conv2DTranspose(8, 4, strides=3, padding='same')])
+"""
+
+
+def test_a_keras_sequential_list_is_a_chain(tmp_path: Path) -> None:
+    outcome = check(CHAIN)
+    found = [(f.node, f.rule) for f in outcome.findings]
+    # norms and activations pass the pattern; Dense breaks the chain; a spread list is no chain
+    assert found == [
+        ("5:5", "DL001"),
+        ("8:5", "DL001"),
+        ("8:5", "DL003"),
+        ("12:5", "DL001"),
+        ("14:5", "DL001"),
+        ("16:37", "DL001"),
+    ]
+    stack = next(f for f in outcome.findings if f.rule == "DL003").suggestions[0].code
+    assert stack == (
+        "# line 5\nlayers.Conv2DTranspose(64, 4, strides=2, padding='same'),\n"
+        "# line 8\nlayers.Conv2DTranspose(32, 4, strides=2, padding='same'),"
+    )
+    path = tmp_path / "gen.py"
+    path.write_text(CHAIN)
+    assert check_file(path, fix=True, unsafe_fixes=True).result.findings == []
+    assert check_text(path.read_text()).findings == []
