@@ -333,3 +333,35 @@ def test_an_hdf5_file_that_makes_the_library_spin_is_given_up(
     )
     # the next file gets a new worker
     assert read_keras_file(files["nested"].with_suffix(".h5")).variables(("head",)) is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_byte_mutations_are_errors_or_notes(files, tmp_path: Path, monkeypatch, suffix) -> None:
+    """Random byte flips of real files (seeded): each is read, or a one-line LoadError; the
+    variables are arrays, or None with a note; nothing else escapes, nothing hangs past the
+    worker's time (fuzzing found the spinning heap this way)."""
+    import random
+
+    monkeypatch.setattr(worker, "TIMEOUT", 5.0)
+    data = files["nested"].with_suffix(suffix).read_bytes()
+    rng = random.Random(19)
+    outcomes = {"read": 0, "error": 0}
+    for case in range(60):
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 6)):
+            mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+        path = tmp_path / f"m{case}{suffix}"
+        path.write_bytes(bytes(mutated))
+        try:
+            variables = read_keras_file(path).variables
+        except LoadError as exc:
+            assert "\n" not in str(exc)
+            outcomes["error"] += 1
+            continue
+        for layer in (("head",), ("middle", "inner", "ct"), ("middle", "mid_conv")):
+            found = variables(layer)
+            assert found is None or all(isinstance(a, np.ndarray) for a in found)
+        assert all("\n" not in note for note in variables.notes)
+        outcomes["read"] += 1
+    assert outcomes["read"] and outcomes["error"], outcomes
