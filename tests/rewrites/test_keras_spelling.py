@@ -296,3 +296,28 @@ def test_icnr_for_a_keras_subpixel_conv_removes_the_finding() -> None:
     c = layers.Conv2D(12, 3, padding="same", name="subpixel", kernel_initializer=init)(x)
     out = keras.ops.depth_to_space(c, 2)
     assert findings(keras.Model(x, out)) == []
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_a_strided_conv_read_from_a_keras_model_keeps_its_padding(padding: str) -> None:
+    """DL006 on a Conv2D read through the Keras front end: the rewrite keeps the layer's own
+    ``padding`` (a 'same' conv stays 'same', whose length ceil(n/s) holds for every input
+    length; ZeroPadding of the pads solved for one length would not) and, built with Keras, gives
+    the original layer's output shape on several input sizes."""
+    from deconvlint.config.settings import Settings
+    from deconvlint.engine import check_graph
+    from deconvlint.frontends.keras.graph import graph_from_config
+    from tests.support import keras_models
+
+    inputs = keras.Input((16, 16, 2))  # two channels, as _shape feeds
+    outputs = layers.Conv2D(8, 3, strides=2, padding=padding, name="down")(inputs)
+    model = keras.Model(inputs, outputs)
+    graph = graph_from_config(keras_models.model_config(model), name="m")
+    (finding,) = check_graph(graph, Settings(select=("DL006",)))
+    (suggestion,) = finding.suggestions
+    assert f"padding='{padding}'" in suggestion.code
+    assert ("ZeroPadding" in suggestion.code) is (padding == "valid")
+    built = eval(suggestion.code, {"keras": keras, "layers": layers})
+    original = model.get_layer("down")
+    for n in (7, 8, 15, 16, 17):
+        assert _shape(built, (n, n)) == _shape(original, (n, n)), (suggestion.code, n)

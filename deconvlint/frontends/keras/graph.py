@@ -24,7 +24,9 @@ A ``keras.ops`` call in a functional model (Keras 3 saves it as an operation, e.
 ``ops.depth_to_space``, ``ops.image.resize``) is read by :mod:`deconvlint.frontends.keras.ops`.
 
 Every Keras node carries ``extra["library"] = "keras"``, ``extra["class_name"]`` (also its
-``op_type``) and, for layers with a ``data_format``, ``extra["data_format"]``.
+``op_type``) and, for layers with a ``data_format``, ``extra["data_format"]``; a windowed layer
+(conv, pool) keeps its ``padding`` string in ``extra["padding"]`` (a ``'same'`` conv's rewrite
+stays ``'same'``, whose length holds for every input length).
 
 >>> config = {"class_name": "Sequential", "config": {"name": "g", "layers": [
 ...     {"class_name": "InputLayer", "config": {"name": "z", "batch_shape": [None, 7, 7, 128]}},
@@ -408,6 +410,9 @@ class _Builder:
         extra = {"library": "keras", "class_name": class_name, **fields.pop("extra", {})}
         if spec.data_format is not None:
             extra["data_format"] = spec.data_format
+        padding = cfg.get("padding") if cfg is not None else None
+        if "window" in spec.fields and isinstance(padding, str):  # kept by a rewrite ('same')
+            extra["padding"] = padding.lower()
         notes = list(spec.notes)
         if cfg is not None and spec.kind in (Kind.CONV, Kind.CONV_TRANSPOSE):
             fields["weights"] = self.weight_source(class_name, cfg, spec, path)

@@ -112,7 +112,7 @@ def test_dcgan_generator_reads_as_the_tutorial_writes_it():
     assert [n.in_channels for n in ups] == [256, 128, 64]
     assert all(
         n.extra == {"library": "keras", "class_name": "Conv2DTranspose",
-                    "data_format": "channels_last"} for n in ups
+                    "data_format": "channels_last", "padding": "same"} for n in ups
     )  # fmt: skip
     # kernel 5 over stride 2, TensorFlow's placement: phases get 2 and 3 taps, [2, 3]
     # (the 5x5 stride-1 layer before it multiplies every count by 5 per axis)
