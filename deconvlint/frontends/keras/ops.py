@@ -27,6 +27,7 @@ from deconvlint.frontends.keras.layers import (
     resizing,
     spatial_lengths,
 )
+from deconvlint.frontends.keras.table import KNOWN
 
 # Elementwise ops of keras.ops (numpy, nn and math modules): one tensor passes its pattern,
 # several tensors meet as a join.
@@ -41,14 +42,32 @@ ELEMENTWISE = frozenset(
 )  # fmt: skip
 
 
+#: The ops :func:`op_spec` models, by the class name Keras saves them under.
+MODELLED = ELEMENTWISE | {"DepthToSpace", "SpaceToDepth", "Resize"}
+
+
 def is_keras_op(layer: Mapping[str, Any]) -> bool:
-    """Saved from ``keras.ops`` (Keras 3 names the module the operation's class lives in).
+    """Saved from ``keras.ops``: Keras 3 names the module the operation's class lives in; its
+    legacy ``.h5`` serialization drops the module, so there a bare class name that
+    :func:`op_spec` models and no Keras layer has (``DepthToSpace``, ``Resize``, ``Relu``; not
+    ``Add``, a layer too) is taken for the op.
 
     >>> is_keras_op({"module": "keras.src.ops.image", "class_name": "Resize"})
     True
+    >>> is_keras_op({"class_name": "Resize"}), is_keras_op({"class_name": "Add"})
+    (True, False)
     """
     module = layer.get("module")
-    return isinstance(module, str) and module.startswith(("keras.src.ops.", "keras.ops."))
+    if isinstance(module, str):
+        return module.startswith(("keras.src.ops.", "keras.ops."))
+    name = layer.get("class_name")
+    return (
+        module is None
+        and layer.get("registered_name") is None
+        and isinstance(name, str)
+        and name in MODELLED
+        and name not in KNOWN
+    )
 
 
 def _block(cfg: Mapping[str, Any]) -> int:
@@ -99,4 +118,4 @@ def op_spec(
     return LayerSpec(Kind.BARRIER, {}, None, notes=[note])
 
 
-__all__ = ["ELEMENTWISE", "is_keras_op", "op_spec"]
+__all__ = ["ELEMENTWISE", "MODELLED", "is_keras_op", "op_spec"]

@@ -1,7 +1,9 @@
 """The Keras front end against real Keras 3 models (tests/support/keras_models.py).
 
 Each model is built with Keras on its torch backend, its config taken as ``config.json`` holds
-it, and read by :func:`graph_from_config`.  Then, with all-ones weights on a ones input:
+it, and read by :func:`graph_from_config`; the all-ones test also saves it as a real ``.keras``
+and a real legacy ``.h5`` and reads both files as the CLI does (the same graph).  Then, with
+all-ones weights on a ones input:
 
 * every layer's output shape in the IR is Keras's;
 * the interior of every layer's output equals deconvlint's coverage pattern at that value, on
@@ -25,7 +27,7 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("torch")
 
 from deconvlint.core.analysis import CoveragePass  # noqa: E402
-from deconvlint.core.ir import Kind  # noqa: E402
+from deconvlint.core.ir import Graph, Kind  # noqa: E402
 from deconvlint.frontends.keras.graph import graph_from_config  # noqa: E402
 from tests.support import keras_models as km  # noqa: E402
 
@@ -46,6 +48,29 @@ MODELS = {
 
 def _graph(model):
     return graph_from_config(km.model_config(model), name=model.name)
+
+
+def _summary(graph) -> tuple:
+    nodes = [(n.name, n.kind, n.window, n.resize, n.shift, n.block, n.inputs) for n in graph.nodes]
+    return nodes, graph.inputs, graph.outputs, graph.shapes
+
+
+def _graph_from_files(model, folder) -> Graph:
+    """The model saved as a real ``.keras`` and a real legacy ``.h5``, each read by deconvlint's
+    reader as the CLI reads it; both give the graph of the model's config, and the ``.keras``
+    one is returned (the all-ones runs are then compared with what a user's file gives)."""
+    from deconvlint.frontends.load import load
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(folder / "m.keras")
+        model.save(folder / "m.h5")
+    from_keras = load(str(folder / "m.keras")).graph
+    expected = _summary(_graph(model))
+    assert _summary(from_keras) == expected
+    if importlib.util.find_spec("h5py") is not None:  # a legacy .h5 needs the keras extra
+        assert _summary(load(str(folder / "m.h5")).graph) == expected
+    return from_keras
 
 
 def _top_level(graph) -> list[str]:
@@ -78,10 +103,10 @@ needs_jax = pytest.mark.skipif(
 @pytest.mark.slow
 @needs_jax
 @pytest.mark.parametrize("key", sorted(MODELS))
-def test_interior_equals_pattern_on_torch_and_jax(key):
+def test_interior_equals_pattern_on_torch_and_jax(key, tmp_path):
     build, fmt = MODELS[key]
     model = build()
-    graph = _graph(model)
+    graph = _graph_from_files(model, tmp_path)
     names = [n for n in _top_level(graph) if graph.nodes and n in graph.shapes]
     if key == "lambda":  # after the Lambda a path restarts: only the layers before it
         names = ["up_a"]
@@ -283,10 +308,13 @@ def test_weights_convert_to_the_ir_layout():
             np.testing.assert_allclose(y[0, o, p], response[:, o % 2, p % 3], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("build", [km.nested_shared, km.unet, km.layer_zoo, km.lambda_model])
+@pytest.mark.parametrize(
+    "build", [km.nested_shared, km.unet, km.layer_zoo, km.lambda_model, km.keras_ops]
+)
 def test_keras3_legacy_h5_config_reads_like_the_keras_config(build, tmp_path):
     """Keras 3 writes a legacy ``.h5``'s ``model_config`` in its legacy serialization; it gives
-    the same graph as ``config.json`` of a ``.keras``."""
+    the same graph as ``config.json`` of a ``.keras`` (keras.ops calls included, whose module
+    that serialization drops)."""
     h5py = pytest.importorskip("h5py")
     model = build()
     with warnings.catch_warnings():
