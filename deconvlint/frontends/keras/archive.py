@@ -15,7 +15,7 @@ memory, at most :data:`MAX_INFLATED_WEIGHTS`).
 ...     z.writestr("config.json", '{"class_name": "Sequential", "config": {"layers": []}}')
 >>> config, weights = read_archive(buffer)
 >>> config["class_name"], weights
-('Sequential', None)
+('Sequential', 'weights not read: the archive has no model.weights.h5; the checks that need weights skip every layer')
 """
 
 from __future__ import annotations
@@ -125,9 +125,10 @@ def _data_offset(file: IO[bytes], info: zipfile.ZipInfo) -> int:
 
 def read_archive(
     file: str | os.PathLike | IO[bytes],
-) -> tuple[dict[str, Any], WeightsMember | None]:
+) -> tuple[dict[str, Any], WeightsMember | str | None]:
     """The configuration in a ``.keras`` archive (a path, or an open binary file), and where
-    its weights are (``None``: no ``model.weights.h5``, or ``file`` is not a path).
+    its weights are: a :class:`WeightsMember`, the note that says why there are none to read
+    (no ``model.weights.h5``), or ``None`` when ``file`` is not a path.
 
     Errors (not a zip, truncated, no ``config.json``, too large, not JSON) are a
     :class:`LoadError` with a one-line cause.
@@ -144,7 +145,7 @@ def read_archive(
         ) from None
 
 
-def _read(stream: IO[bytes], path: str | None) -> tuple[dict[str, Any], WeightsMember | None]:
+def _read(stream: IO[bytes], path: str | None) -> tuple[dict[str, Any], WeightsMember | str | None]:
     try:
         archive = zipfile.ZipFile(stream)
     except (*_ZIP_ERRORS, ValueError):
@@ -175,7 +176,9 @@ def _read(stream: IO[bytes], path: str | None) -> tuple[dict[str, Any], WeightsM
             ) from None
         config = parse_model_json(raw, KERAS_CONFIG_MEMBER)
         weights_info = members.get(KERAS_WEIGHTS_MEMBER)
-        if weights_info is None or path is None:
+        if weights_info is None:
+            return config, _missing_weights(members)
+        if path is None:
             return config, None
         stored = weights_info.compress_type == zipfile.ZIP_STORED and not weights_info.flag_bits & 1
         try:
@@ -183,6 +186,18 @@ def _read(stream: IO[bytes], path: str | None) -> tuple[dict[str, Any], WeightsM
         except zipfile.BadZipFile as exc:
             raise LoadError(f"not a Keras archive: {one_line(exc)}") from None
         return config, WeightsMember(path, offset, weights_info.file_size)
+
+
+def _missing_weights(members: dict[str, zipfile.ZipInfo]) -> str:
+    if "model.weights.npz" in members:
+        return (
+            "weights not read: the archive keeps them in model.weights.npz, whose variables "
+            "numpy can only unpickle; the checks that need weights skip every layer"
+        )
+    return (
+        f"weights not read: the archive has no {KERAS_WEIGHTS_MEMBER}; the checks that need "
+        "weights skip every layer"
+    )
 
 
 def _missing_config(members: dict[str, zipfile.ZipInfo]) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from deconvlint.errors import LoadError, one_line
 from deconvlint.files import is_regular, open_regular
 from deconvlint.frontends.keras import h5, worker
-from deconvlint.frontends.keras.archive import read_archive
+from deconvlint.frontends.keras.archive import WeightsMember, read_archive
 from deconvlint.frontends.keras.layouts import KERAS3, LEGACY, LayerPath
 from deconvlint.frontends.keras.model_json import MAX_CONFIG_BYTES, parse_model_json
 from deconvlint.frontends.keras.variables import LayerVariableReader
@@ -76,11 +76,11 @@ def read_keras_file(path: str | os.PathLike, kind: FileFormat | None = None) -> 
     if kind is FileFormat.HDF5:
         return _read_h5(shown)
     config, weights = read_archive(shown)
-    if weights is not None:
+    if isinstance(weights, WeightsMember):
         source = {"path": weights.archive, "offset": weights.offset, "size": weights.size}
         reader = LayerVariableReader(source, KERAS3, config, KERAS_WEIGHTS_MEMBER)
         return KerasFile(shown, config, reader)
-    return KerasFile(shown, config, NoVariables(_no_weights_note(shown)))
+    return KerasFile(shown, config, NoVariables(weights or "weights not read"))
 
 
 def _refuse_irregular(path: str) -> None:
@@ -88,25 +88,6 @@ def _refuse_irregular(path: str) -> None:
         open_regular(path).close()  # raises NotRegularFile, naming what it is
     except OSError as exc:
         raise LoadError(f"cannot read the file: {one_line(exc.strerror or exc)}") from None
-
-
-def _no_weights_note(path: str) -> str:
-    import zipfile
-
-    try:
-        with open_regular(path) as file, zipfile.ZipFile(file) as archive:
-            npz = "model.weights.npz" in archive.namelist()
-    except Exception:  # it was read a moment ago; a change since only loses the detail
-        npz = False
-    if npz:
-        return (
-            "weights not read: the archive keeps them in model.weights.npz, whose variables "
-            "numpy can only unpickle; the checks that need weights skip every layer"
-        )
-    return (
-        f"weights not read: the archive has no {KERAS_WEIGHTS_MEMBER}; the checks that need "
-        "weights skip every layer"
-    )
 
 
 def _read_h5(path: str) -> KerasFile:

@@ -166,6 +166,20 @@ def test_an_archive_without_weights_still_gives_its_config(files, tmp_path: Path
     ]
 
 
+def test_weights_kept_as_npz_are_not_read_and_the_note_says_why(files, tmp_path: Path) -> None:
+    path = rewrite_archive(
+        files["sequential"],
+        tmp_path / "npz.keras",
+        {"model.weights.h5": None, "model.weights.npz": b"PK\x05\x06" + bytes(18)},
+    )
+    model = read_keras_file(path)
+    assert model.variables(("up1",)) is None
+    assert model.variables.notes == [
+        "weights not read: the archive keeps them in model.weights.npz, whose variables numpy "
+        "can only unpickle; the checks that need weights skip every layer"
+    ]
+
+
 def test_a_keras_archive_is_read_without_h5py_and_its_weights_say_they_need_it(files) -> None:
     """Only the weights need h5py: the structure of a .keras file is read from its zip."""
     code = (
