@@ -32,6 +32,8 @@ import numpy as np
 from deconvlint.errors import LoadError, one_line
 
 H5PY_HINT = "pip install 'deconvlint[keras]'"
+#: What to pass instead of an HDF5 file that is not a Keras model.
+KERAS_HINT = "check the model's .keras file (model.save('model.keras'))"
 #: Largest dataset read, declared (a 4x4x2048x2048 float32 kernel is 256 MiB).
 MAX_VARIABLE_BYTES = 256 << 20
 #: Largest declared/stored ratio of a compressed dataset above :data:`_EXPANSION_FLOOR`.

@@ -30,17 +30,18 @@ LEGACY = "legacy"
 def read_layer(
     file: Any,
     layout: str,
-    keys: dict[LayerPath, str],
+    key: str | None,
     path: LayerPath,
     named: dict[LayerPath, str] | None = None,
 ) -> list[np.ndarray] | None:
     """The variables of the layer at ``path`` in the open HDF5 ``file`` (``None``: not there);
-    ``keys`` are the Keras 3 groups the configuration predicts (for files without name tags),
-    ``named`` those the file's tags give (:func:`named_groups`; read here when not given).
+    ``key`` is the Keras 3 group the configuration predicts for it (for files without name
+    tags), ``named`` the groups the file's tags give (:func:`named_groups`; read here when not
+    given), which win.
     """
     if layout == LEGACY:
         return _read_legacy(file, path)
-    where = {**keys, **(named_groups(file) if named is None else named)}.get(path)
+    where = (named_groups(file) if named is None else named).get(path, key)
     own = h5.child_path(file, f"{where}/vars", "group") if where else None
     return _numbered(own) if own is not None else None
 

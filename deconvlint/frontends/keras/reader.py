@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
     from deconvlint.core.ir import Graph
 
-_KERAS_HINT = "check the model's .keras file (model.save('model.keras'))"
-
 
 class NoVariables:
     """The variables of a file that has none to read: every call is ``None``, and ``why`` is
@@ -98,7 +96,8 @@ def _read_h5(path: str) -> KerasFile:
         raise LoadError(f"cannot read the file: {one_line(exc.strerror or exc)}") from None
     if found is None:
         raise LoadError(
-            "not an HDF5 file (no HDF5 signature), so not a legacy Keras .h5 model; " + _KERAS_HINT
+            "not an HDF5 file (no HDF5 signature), so not a legacy Keras .h5 model; "
+            + h5.KERAS_HINT
         )
     try:
         raw = worker.request(

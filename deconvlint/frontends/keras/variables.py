@@ -21,7 +21,7 @@ import numpy as np
 from deconvlint.errors import LoadError
 from deconvlint.frontends.keras import worker
 from deconvlint.frontends.keras.h5 import H5pyMissing, UnreadableHDF5
-from deconvlint.frontends.keras.layouts import LayerPath
+from deconvlint.frontends.keras.layouts import KERAS3, LayerPath
 
 _SKIPPED = "the checks that need weights (weight-aware rules, fixed filters) skip"
 
@@ -100,7 +100,8 @@ class LayerVariableReader:
         self, source: dict[str, Any], layout: str, config: Mapping[str, Any], what: str
     ) -> None:
         self.source, self.layout, self.what = source, layout, what
-        self.keys = [[list(path), group] for path, group in saved_keys(config).items()]
+        # where Keras 3 saves each layer, for files without name tags (legacy files name groups)
+        self.keys = saved_keys(config) if layout == KERAS3 else {}
         self.notes: list[str] = []
         self._told: set[str] = set()
 
@@ -108,7 +109,7 @@ class LayerVariableReader:
         shown = "/".join(path)
         command = {"op": "variables", "source": self.source, "layout": self.layout}
         try:
-            reply = worker.request({**command, "keys": self.keys, "layer": list(path)})
+            reply = worker.request({**command, "key": self.keys.get(path), "layer": list(path)})
         except H5pyMissing as exc:
             self._note(f"weights not read: {exc}; {_SKIPPED} every layer")
             return None

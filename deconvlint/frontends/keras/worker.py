@@ -33,7 +33,6 @@ from deconvlint.frontends.onnx.infer import InferenceWorker
 
 #: Seconds one read may take (a 256 MiB dataset reads in well under one).
 TIMEOUT = 60.0
-_KERAS_HINT = "check the model's .keras file (model.save('model.keras'))"
 
 WORKER = InferenceWorker(
     crashed="h5py crashed on this file", failed="the process reading HDF5 failed"
@@ -69,9 +68,10 @@ def serve(payload: bytes) -> bytes:
                 return b"K" + _model_config(file, command["limit"]).encode(
                     "utf-8", "surrogateescape"
                 )
-            keys = {tuple(k): v for k, v in command["keys"]}
             named = _named(file, command["source"]) if command["layout"] == KERAS3 else None
-            found = read_layer(file, command["layout"], keys, tuple(command["layer"]), named)
+            found = read_layer(
+                file, command["layout"], command["key"], tuple(command["layer"]), named
+            )
     except H5pyMissing as exc:
         return b"M" + str(exc).encode()
     except LoadError as exc:
@@ -133,14 +133,14 @@ def _not_a_model(file: Any) -> str:
     if h5.child(file, "layers", "group") is not None or h5.child(file, "vars", "group"):
         return (
             "a Keras weights file (model.save_weights('x.weights.h5')), not a model: it has no "
-            f"model_config; {_KERAS_HINT}"
+            f"model_config; {h5.KERAS_HINT}"
         )
     if h5.has_attribute(file, "layer_names"):
         return (
             "a legacy Keras weights file (model.save_weights to .h5), not a model: it has no "
-            f"model_config; {_KERAS_HINT}, or the .h5 that model.save writes"
+            f"model_config; {h5.KERAS_HINT}, or the .h5 that model.save writes"
         )
     return (
         "an HDF5 file without a model_config attribute, so not a Keras model (data?); "
-        f"{_KERAS_HINT}, or the .h5 that model.save writes"
+        f"{h5.KERAS_HINT}, or the .h5 that model.save writes"
     )
