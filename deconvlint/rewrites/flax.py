@@ -25,7 +25,7 @@ from typing import Any
 from deconvlint.core.ir import Node, WindowAxis
 from deconvlint.printable import printable
 from deconvlint.report import Suggestion
-from deconvlint.rewrites.keras import tie_order, value_text
+from deconvlint.rewrites.keras import tie_order
 from deconvlint.rewrites.suggestions import (
     axes_value,
     excess,
@@ -96,7 +96,7 @@ def _prefix(node: Node) -> str:
 def layer_code(node: Node, cls: str, params: dict[str, Any]) -> str:
     """``nn.cls(features=..., ...)`` (linen) or ``nnx.cls(in, out, ..., rngs=rngs)`` (nnx)."""
     cin, cout = _features(node)
-    args = [f"{k}={value_text(v)}" for k, v in params.items()]
+    args = [f"{k}={v!r}" for k, v in params.items()]
     if not node.has_bias:
         args.append("use_bias=False")
     if _nnx(node):
@@ -105,7 +105,7 @@ def layer_code(node: Node, cls: str, params: dict[str, Any]) -> str:
 
 
 def _describe(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={value_text(v)}" for k, v in params.items())
+    return ", ".join(f"{k}={v!r}" for k, v in params.items())
 
 
 def resize_conv_code(node: Node) -> tuple[dict[str, Any], str]:
@@ -131,7 +131,7 @@ def conv_transpose_rewrites(node: Node) -> list[Suggestion]:
     """A kernel that is a multiple of the stride, and resize + Conv (Distill), in Flax."""
     params = solve_conv_transpose(node)
     resize_params, code = resize_conv_code(node)
-    scale = value_text(axes_value(list(resize_params["scale"])))
+    scale = repr(axes_value(list(resize_params["scale"])))
     return [
         Suggestion(
             title=f"ConvTranspose({_describe(params)}): kernel a multiple of the stride, "
@@ -141,8 +141,8 @@ def conv_transpose_rewrites(node: Node) -> list[Suggestion]:
         ),
         Suggestion(
             title=f"jax.image.resize(nearest, x{scale}) + Conv(kernel_size="
-            f"{value_text(resize_params['kernel_size'])}, padding="
-            f"{value_text(resize_params['padding'])}): resize-convolution, same output size",
+            f"{resize_params['kernel_size']!r}, padding="
+            f"{resize_params['padding']!r}): resize-convolution, same output size",
             params=resize_params,
             code=code,
         ),

@@ -98,17 +98,6 @@ def solve_conv_transpose(node: Node) -> dict[str, Any] | None:
 # code
 
 
-def value_text(value: Any) -> str:
-    """A Keras argument as the Keras docs write it: ``4``, ``(4, 2)``, ``'same'``."""
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, tuple):
-        return (
-            "(" + ", ".join(value_text(v) for v in value) + ("," if len(value) == 1 else "") + ")"
-        )
-    return repr(value)
-
-
 def _filters(node: Node) -> str:
     """The filters as code: the source's own expression (source mode), the count, or a name."""
     written = node.extra.get("filters_source")
@@ -137,12 +126,12 @@ def _call(node: Node, cls: str, head: str, params: dict[str, Any], tail: str = "
     args = [head] if head else []
     for key, value in params.items():
         positional = key in ("kernel_size",) or (key == "size" and not head)
-        args.append(value_text(value) if positional else f"{key}={value_text(value)}")
+        args.append(repr(value) if positional else f"{key}={value!r}")
     return f"{_prefix(node)}{cls}({', '.join(args)}{tail})"
 
 
 def _describe(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={value_text(v)}" for k, v in params.items())
+    return ", ".join(f"{k}={v!r}" for k, v in params.items())
 
 
 def _upsampling(node: Node, scale: Any) -> str | None:
@@ -151,7 +140,7 @@ def _upsampling(node: Node, scale: Any) -> str | None:
     first = node.extra.get("data_format") == "channels_first"
     if (rank == 1 and first) or not 1 <= rank <= 3:
         return None
-    return f"{_prefix(node)}UpSampling{rank}D({value_text(scale)}{_tail(node, bias=False)})"
+    return f"{_prefix(node)}UpSampling{rank}D({scale!r}{_tail(node, bias=False)})"
 
 
 def resize_conv_code(node: Node) -> tuple[dict[str, Any], str] | None:
@@ -167,14 +156,12 @@ def resize_conv_code(node: Node) -> tuple[dict[str, Any], str] | None:
     kernel = axes_value([k for k, _ in solved])
     same = all(excess(w) == w.stride - 1 for w in node.window)
     pads = [0 if same else p for _, p in solved]
-    conv = f"{_prefix(node)}Conv{rank}D({_filters(node)}, {value_text(kernel)}"
+    conv = f"{_prefix(node)}Conv{rank}D({_filters(node)}, {kernel!r}"
     conv += f", padding='{'same' if same else 'valid'}'{_tail(node)})"
     lines = [up]
     if any(pads):
         pad = axes_value(pads) if rank > 1 else pads[0]
-        lines.append(
-            f"{_prefix(node)}ZeroPadding{rank}D({value_text(pad)}{_tail(node, bias=False)})"
-        )
+        lines.append(f"{_prefix(node)}ZeroPadding{rank}D({pad!r}{_tail(node, bias=False)})")
     lines.append(conv)
     params = {"size": scale, "kernel_size": kernel, "padding": "same" if same else "valid"}
     if any(pads):
@@ -214,8 +201,8 @@ def conv_transpose_rewrites(node: Node) -> list[Suggestion]:
     if resize_conv is not None:
         conv_params, code = resize_conv
         title = (
-            f"UpSampling{rank}D({value_text(conv_params['size'])}) + Conv{rank}D("
-            f"{value_text(conv_params['kernel_size'])}, padding='{conv_params['padding']}'): "
+            f"UpSampling{rank}D({conv_params['size']!r}) + Conv{rank}D("
+            f"{conv_params['kernel_size']!r}, padding='{conv_params['padding']}'): "
             "resize-convolution, same output size"
         )
         if params is None:
@@ -251,7 +238,7 @@ def resize_rewrites(node: Node) -> list[Suggestion]:
         size = axes_value(
             [int(s) if s is not None and s.denominator == 1 else s for s in spec.scales]
         )
-        code = f"layers.UpSampling2D({value_text(size)}, interpolation='bilinear'{tail})"
+        code = f"layers.UpSampling2D({size!r}, interpolation='bilinear'{tail})"
     else:
         lengths = list(spec.output_lengths)
         known = len(lengths) == 2 and all(isinstance(v, int) for v in lengths)
@@ -286,8 +273,8 @@ def strided_rewrites(node: Node) -> list[Suggestion]:
         )
     params = {"kernel_size" if head else "pool_size": kernel, "strides": strides}
     params["padding"] = "same" if same else "valid"
-    args = ([head, value_text(kernel)] if head else [f"pool_size={value_text(kernel)}"]) + [
-        f"strides={value_text(strides)}",
+    args = ([head, repr(kernel)] if head else [f"pool_size={kernel!r}"]) + [
+        f"strides={strides!r}",
         f"padding='{params['padding']}'",
     ]
     layer = f"layers.{cls}({', '.join(args)}{_tail(node)})"
@@ -295,7 +282,7 @@ def strided_rewrites(node: Node) -> list[Suggestion]:
     if any(p != (0, 0) for p in pads):
         zero = pads[0] if rank == 1 else tuple(pads)
         params["zero_padding"] = zero
-        pad = f"layers.ZeroPadding{rank}D({value_text(zero)}{_tail(node, bias=False)})"
+        pad = f"layers.ZeroPadding{rank}D({zero!r}{_tail(node, bias=False)})"
         code = f"keras.Sequential([\n    {pad},\n    {layer},\n])"
     return [
         Suggestion(
